@@ -1,0 +1,5 @@
+import { runTask } from '../common/run';
+import { readParameters } from './parameters';
+import { bakeModelImage } from './bakeModelImage';
+
+void runTask(() => bakeModelImage(readParameters()));

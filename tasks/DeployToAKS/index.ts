@@ -1,0 +1,5 @@
+import { runTask } from '../common/run';
+import { readParameters } from './parameters';
+import { deployToAKS } from './deployToAKS';
+
+void runTask(() => deployToAKS(readParameters()));

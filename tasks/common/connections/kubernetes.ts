@@ -1,0 +1,45 @@
+import * as tl from 'azure-pipelines-task-lib/task';
+import { InputError } from '../errors';
+import { registerSecret } from '../secrets';
+
+/** A Kubernetes service connection, reduced to what a client needs. */
+export type KubernetesConnection =
+  | { id: string; kind: 'kubeconfig'; kubeconfig: string; context?: string; skipTlsVerify: boolean }
+  | { id: string; kind: 'serviceAccount'; server: string; token: string; caData?: string; skipTlsVerify: boolean };
+
+const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+/** The service connection stores the service account's secret fields as they were in the Secret: base64. */
+function decodeToken(raw: string): string {
+  const trimmed = raw.trim();
+  if (JWT.test(trimmed)) return trimmed;
+  const decoded = Buffer.from(trimmed, 'base64').toString('utf8').trim();
+  return decoded && /^[\x21-\x7e]+$/.test(decoded) ? decoded : trimmed;
+}
+
+export function kubernetesConnection(inputName: string, connectionId: string): KubernetesConnection {
+  const scheme = tl.getEndpointAuthorizationScheme(connectionId, true);
+  if (!scheme) {
+    throw new InputError(inputName, `service connection '${connectionId}' was not found or is not shared with this pipeline. Pick a Kubernetes service connection.`);
+  }
+  const auth = (key: string) => tl.getEndpointAuthorizationParameter(connectionId, key, true) || undefined;
+  const data = (key: string) => tl.getEndpointDataParameter(connectionId, key, true) || undefined;
+  const type = (data('authorizationType') ?? (auth('kubeconfig') ? 'Kubeconfig' : 'ServiceAccount')).toLowerCase();
+  const skipTlsVerify = /^true$/i.test(data('acceptUntrustedCerts') ?? 'false');
+
+  if (type === 'kubeconfig') {
+    const kubeconfig = auth('kubeconfig');
+    if (!kubeconfig) throw new InputError(inputName, `service connection '${connectionId}' has no kubeconfig. Edit it and paste the kubeconfig.`);
+    registerSecret(kubeconfig);
+    return { id: connectionId, kind: 'kubeconfig', kubeconfig, context: data('clusterContext'), skipTlsVerify };
+  }
+  // ServiceAccount, and AzureSubscription connections, which store a service account token too.
+  const server = tl.getEndpointUrl(connectionId, true);
+  const rawToken = auth('apiToken');
+  if (!server || !rawToken) {
+    throw new InputError(inputName, `service connection '${connectionId}' (${type}) has no server URL or service account token. Edit the service connection, or use an Azure Resource Manager connection with the cluster's name instead.`);
+  }
+  registerSecret(rawToken);
+  const token = registerSecret(decodeToken(rawToken));
+  return { id: connectionId, kind: 'serviceAccount', server, token, caData: auth('serviceAccountCertificate'), skipTlsVerify };
+}

@@ -1,0 +1,39 @@
+import * as tl from 'azure-pipelines-task-lib/task';
+
+/**
+ * Every credential the task handles passes through here: the agent masks it in the log
+ * (tl.setSecret), and scrub() removes it from messages we build ourselves, such as SDK errors.
+ */
+const known = new Set<string>();
+
+export function registerSecret<T extends string | undefined>(value: T): T {
+  if (value && value.length >= 3 && !known.has(value)) {
+    known.add(value);
+    tl.setSecret(value);
+    // A secret inside a URL is often percent-encoded there; mask that spelling too.
+    const encoded = encodeURIComponent(value);
+    if (encoded !== value) {
+      known.add(encoded);
+      tl.setSecret(encoded);
+    }
+  }
+  return value;
+}
+
+/** Query parameters that carry credentials in URLs (SAS signatures, tokens). */
+const SECRET_QUERY = /([?&](?:sig|signature|token|access_token|code|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token)=)[^&#\s"']+/gi;
+const BEARER = /(\bBearer\s+)[A-Za-z0-9\-._~+/]+=*/g;
+const ACCOUNT_KEY = /((?:AccountKey|SharedAccessSignature|password|secret)\s*[=:]\s*)[^;&\s"']+/gi;
+
+export function scrub(text: string): string {
+  let out = text;
+  for (const secret of [...known].sort((a, b) => b.length - a.length)) {
+    out = out.split(secret).join('***');
+  }
+  return out.replace(SECRET_QUERY, '$1***').replace(BEARER, '$1***').replace(ACCOUNT_KEY, '$1***');
+}
+
+/** For tests: forget what was registered. */
+export function clearSecretsForTest(): void {
+  known.clear();
+}
