@@ -1,0 +1,16 @@
+// Renders images/icon.svg to the extension icon (128×128) and each task's icon.png (32×32),
+// so every PNG shipped comes from the one SVG kept in the repo.
+import { Resvg } from '@resvg/resvg-js';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const svg = fs.readFileSync(path.join(root, 'images', 'icon.svg'));
+const render = (size) => new Resvg(svg, { fitTo: { mode: 'width', value: size } }).render().asPng();
+
+fs.writeFileSync(path.join(root, 'images', 'icon.png'), render(128));
+for (const name of fs.readdirSync(path.join(root, 'tasks'))) {
+  if (fs.existsSync(path.join(root, 'tasks', name, 'task.json'))) fs.writeFileSync(path.join(root, 'tasks', name, 'icon.png'), render(32));
+}
+console.log('icons rendered');
