@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tl from 'azure-pipelines-task-lib/task';
 import { InputError } from './errors';
-import { registerSecret } from './secrets';
+import { readSecretQuietly } from './secrets';
 
 /**
  * Typed readers for task inputs. Only a task's parameters.ts calls these; every failure
@@ -22,8 +22,9 @@ export function requiredString(name: string): string {
 
 /** A secret-bearing input (SAS, connection string, key): registered before anything can print it. */
 export function secretString(name: string, required = false): string | undefined {
-  const value = required ? requiredString(name) : optionalString(name);
-  return registerSecret(value);
+  const value = readSecretQuietly(() => tl.getInput(name, false)?.trim());
+  if (required && value === undefined) throw InputError.required(name, 'Give it from a secret variable, e.g. $(storageSas).');
+  return value;
 }
 
 export function enumInput<T extends string>(name: string, allowed: readonly T[], fallback?: T): T {

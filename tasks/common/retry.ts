@@ -58,7 +58,8 @@ export function parseRetryAfter(value: string | null | undefined, now = Date.now
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-function retryAfterOf(err: unknown): number | undefined {
+/** The server's Retry-After carried by an error (ours, or the Azure SDK's RestError), in ms. */
+export function retryAfterOf(err: unknown): number | undefined {
   if (err instanceof TransientHttpError) return err.retryAfterMs;
   const headers = (err as { response?: { headers?: { get?(n: string): string | undefined | null } } })?.response?.headers;
   return parseRetryAfter(headers?.get?.('retry-after') ?? undefined);

@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import * as tl from 'azure-pipelines-task-lib/task';
 
 /**
@@ -18,6 +19,24 @@ export function registerSecret<T extends string | undefined>(value: T): T {
     }
   }
   return value;
+}
+
+const discard = new Writable({ write: (_chunk, _enc, done) => done() });
+
+/**
+ * task-lib debug-logs the value of every input and endpoint parameter it reads
+ * ("<id> auth param password = ..."). Secret values are read through this, with task-lib's
+ * output stream pointed at nothing for the length of the read, and registered at once.
+ */
+export function readSecretQuietly(read: () => string | undefined): string | undefined {
+  tl.setStdStream(discard);
+  let value: string | undefined;
+  try {
+    value = read() || undefined;
+  } finally {
+    tl.setStdStream(process.stdout);
+  }
+  return registerSecret(value);
 }
 
 /** Query parameters that carry credentials in URLs (SAS signatures, tokens). */

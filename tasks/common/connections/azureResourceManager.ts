@@ -9,7 +9,7 @@ import {
   type TokenCredential,
 } from '@azure/identity';
 import { InputError, TaskError, errorMessage } from '../errors';
-import { registerSecret, scrub } from '../secrets';
+import { readSecretQuietly, registerSecret, scrub } from '../secrets';
 import { withRetry, TransientHttpError, isTransientStatus, parseRetryAfter } from '../retry';
 
 export type AzureAuthScheme = 'WorkloadIdentityFederation' | 'ServicePrincipal' | 'ManagedServiceIdentity';
@@ -65,8 +65,7 @@ function endpointData(id: string, key: string): string | undefined {
 
 /** The job's System.AccessToken, which the OIDC token request is made with. */
 export function systemAccessToken(): string | undefined {
-  const token = tl.getVariable('System.AccessToken') ?? tl.getEndpointAuthorizationParameter('SystemVssConnection', 'AccessToken', true);
-  return registerSecret(token || undefined);
+  return readSecretQuietly(() => tl.getVariable('System.AccessToken') ?? tl.getEndpointAuthorizationParameter('SystemVssConnection', 'AccessToken', true));
 }
 
 /**
@@ -129,11 +128,11 @@ export function azureConnection(inputName: string, connectionId: string): AzureC
       if (!tenantId || !clientId) throw new InputError(inputName, `service connection '${connectionId}' has no tenant or service principal id. Edit the service connection and verify it.`);
       const authType = (endpointAuth(connectionId, 'authenticationType') ?? 'spnKey').toLowerCase();
       if (authType === 'spncertificate') {
-        const pem = registerSecret(endpointAuth(connectionId, 'servicePrincipalCertificate'));
+        const pem = readSecretQuietly(() => endpointAuth(connectionId, 'servicePrincipalCertificate'));
         if (!pem) throw new InputError(inputName, `service connection '${connectionId}' uses a certificate but has none. Upload the certificate to the service connection.`);
         credential = new ClientCertificateCredential(tenantId, clientId, { certificate: pem }, common);
       } else {
-        const secret = registerSecret(endpointAuth(connectionId, 'serviceprincipalkey'));
+        const secret = readSecretQuietly(() => endpointAuth(connectionId, 'serviceprincipalkey'));
         if (!secret) throw new InputError(inputName, `service connection '${connectionId}' has no service principal key. Edit the service connection and give its secret.`);
         credential = new ClientSecretCredential(tenantId, clientId, secret, common);
       }

@@ -1,6 +1,6 @@
 import * as tl from 'azure-pipelines-task-lib/task';
 import { InputError } from '../errors';
-import { registerSecret } from '../secrets';
+import { readSecretQuietly } from '../secrets';
 
 /** A Docker registry service connection: where, and the basic credentials to log in with. */
 export interface RegistryConnection {
@@ -34,6 +34,6 @@ export function registryConnection(inputName: string, connectionId: string): Reg
   if (!url) throw new InputError(inputName, `service connection '${connectionId}' has no registry URL. Edit it and set the Docker Registry URL.`);
   const { host, insecure } = registryHostOf(url);
   const username = auth('username') ?? auth('serviceprincipalid');
-  const password = registerSecret(auth('password') ?? auth('serviceprincipalkey'));
+  const password = readSecretQuietly(() => auth('password') ?? auth('serviceprincipalkey'));
   return { id: connectionId, registry: host, username, password, insecure };
 }

@@ -1,6 +1,6 @@
 import * as tl from 'azure-pipelines-task-lib/task';
 import { InputError } from '../errors';
-import { registerSecret } from '../secrets';
+import { readSecretQuietly, registerSecret } from '../secrets';
 
 /** A Kubernetes service connection, reduced to what a client needs. */
 export type KubernetesConnection =
@@ -24,22 +24,20 @@ export function kubernetesConnection(inputName: string, connectionId: string): K
   }
   const auth = (key: string) => tl.getEndpointAuthorizationParameter(connectionId, key, true) || undefined;
   const data = (key: string) => tl.getEndpointDataParameter(connectionId, key, true) || undefined;
-  const type = (data('authorizationType') ?? (auth('kubeconfig') ? 'Kubeconfig' : 'ServiceAccount')).toLowerCase();
+  const kubeconfig = readSecretQuietly(() => auth('kubeconfig'));
+  const type = (data('authorizationType') ?? (kubeconfig ? 'Kubeconfig' : 'ServiceAccount')).toLowerCase();
   const skipTlsVerify = /^true$/i.test(data('acceptUntrustedCerts') ?? 'false');
 
   if (type === 'kubeconfig') {
-    const kubeconfig = auth('kubeconfig');
     if (!kubeconfig) throw new InputError(inputName, `service connection '${connectionId}' has no kubeconfig. Edit it and paste the kubeconfig.`);
-    registerSecret(kubeconfig);
     return { id: connectionId, kind: 'kubeconfig', kubeconfig, context: data('clusterContext'), skipTlsVerify };
   }
   // ServiceAccount, and AzureSubscription connections, which store a service account token too.
   const server = tl.getEndpointUrl(connectionId, true);
-  const rawToken = auth('apiToken');
+  const rawToken = readSecretQuietly(() => auth('apiToken'));
   if (!server || !rawToken) {
     throw new InputError(inputName, `service connection '${connectionId}' (${type}) has no server URL or service account token. Edit the service connection, or use an Azure Resource Manager connection with the cluster's name instead.`);
   }
-  registerSecret(rawToken);
   const token = registerSecret(decodeToken(rawToken));
   return { id: connectionId, kind: 'serviceAccount', server, token, caData: auth('serviceAccountCertificate'), skipTlsVerify };
 }
