@@ -8,15 +8,22 @@ import * as tl from 'azure-pipelines-task-lib/task';
 const known = new Set<string>();
 
 export function registerSecret<T extends string | undefined>(value: T): T {
-  if (value && value.length >= 3 && !known.has(value)) {
-    known.add(value);
-    tl.setSecret(value);
-    // A secret inside a URL is often percent-encoded there; mask that spelling too.
-    const encoded = encodeURIComponent(value);
-    if (encoded !== value) {
-      known.add(encoded);
-      tl.setSecret(encoded);
+  if (!value || value.length < 3 || known.has(value)) return value;
+  known.add(value);
+  if (/[\r\n]/.test(value)) {
+    // The agent takes single-line secrets only. A PEM key or certificate is masked line by line;
+    // short lines (BEGIN/END markers, blank) carry nothing secret.
+    for (const line of value.split(/\r?\n/).map((l) => l.trim())) {
+      if (line.length >= 20 && !known.has(line)) registerSecret(line);
     }
+    return value;
+  }
+  tl.setSecret(value);
+  // A secret inside a URL is often percent-encoded there; mask that spelling too.
+  const encoded = encodeURIComponent(value);
+  if (encoded !== value) {
+    known.add(encoded);
+    tl.setSecret(encoded);
   }
   return value;
 }
@@ -28,7 +35,7 @@ const discard = new Writable({ write: (_chunk, _enc, done) => done() });
  * ("<id> auth param password = ..."). Secret values are read through this, with task-lib's
  * output stream pointed at nothing for the length of the read, and registered at once.
  */
-export function readSecretQuietly(read: () => string | undefined): string | undefined {
+export function readSecretQuietly(read: () => string | undefined, register: (value: string) => void = registerSecret): string | undefined {
   tl.setStdStream(discard);
   let value: string | undefined;
   try {
@@ -36,7 +43,8 @@ export function readSecretQuietly(read: () => string | undefined): string | unde
   } finally {
     tl.setStdStream(process.stdout);
   }
-  return registerSecret(value);
+  if (value) register(value);
+  return value;
 }
 
 /** Query parameters that carry credentials in URLs (SAS signatures, tokens). */

@@ -62,12 +62,13 @@ export interface TaskRun {
 
 const VSO = /^##vso\[([a-z]+)\.([a-z]+)(?:\s+([^\]]*))?\](.*)$/i;
 
+// task-lib escapes '%' as %AZP25, and CR, LF, ';' and ']' by their codes.
 function unescapeProperty(value: string): string {
-  return value.replace(/%3B/gi, ';').replace(/%5D/gi, ']').replace(/%0D/gi, '\r').replace(/%0A/gi, '\n').replace(/%25/gi, '%');
+  return unescapeData(value.replace(/%3B/gi, ';').replace(/%5D/gi, ']'));
 }
 
 function unescapeData(value: string): string {
-  return value.replace(/%0D/gi, '\r').replace(/%0A/gi, '\n').replace(/%25/gi, '%');
+  return value.replace(/%0D/gi, '\r').replace(/%0A/gi, '\n').replace(/%AZP25/g, '%');
 }
 
 export function parseVsoCommand(line: string): VsoCommand | undefined {
@@ -111,7 +112,7 @@ export function agentEnvironment(opts: RunTaskOptions, tempDir: string): Record<
     if (value !== undefined) env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] = String(value);
   }
   for (const ep of opts.endpoints ?? []) {
-    const id = ep.id.toUpperCase();
+    const id = ep.id;
     if (ep.url !== undefined) env[`ENDPOINT_URL_${id}`] = ep.url;
     env[`ENDPOINT_AUTH_${id}`] = JSON.stringify({ parameters: ep.auth ?? {}, scheme: ep.scheme });
     env[`ENDPOINT_AUTH_SCHEME_${id}`] = ep.scheme;

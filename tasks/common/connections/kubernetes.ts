@@ -1,3 +1,4 @@
+import * as yaml from 'js-yaml';
 import * as tl from 'azure-pipelines-task-lib/task';
 import { InputError } from '../errors';
 import { readSecretQuietly, registerSecret } from '../secrets';
@@ -17,6 +18,27 @@ function decodeToken(raw: string): string {
   return decoded && /^[\x21-\x7e]+$/.test(decoded) ? decoded : trimmed;
 }
 
+/**
+ * A kubeconfig is mostly not secret (server, names, CA); masking it whole would also hide the
+ * server URL in every log line. Its credentials are registered one by one instead.
+ */
+export function registerKubeconfigSecrets(kubeconfig: string): void {
+  let doc: unknown;
+  try {
+    doc = yaml.load(kubeconfig);
+  } catch {
+    registerSecret(kubeconfig); // unreadable: mask all of it
+    return;
+  }
+  const users = (doc as { users?: Array<{ user?: Record<string, unknown> }> } | undefined)?.users ?? [];
+  for (const { user } of users) {
+    for (const key of ['token', 'password', 'client-key-data', 'client-certificate-data']) {
+      const value = user?.[key];
+      if (typeof value === 'string') registerSecret(value);
+    }
+  }
+}
+
 export function kubernetesConnection(inputName: string, connectionId: string): KubernetesConnection {
   const scheme = tl.getEndpointAuthorizationScheme(connectionId, true);
   if (!scheme) {
@@ -24,7 +46,7 @@ export function kubernetesConnection(inputName: string, connectionId: string): K
   }
   const auth = (key: string) => tl.getEndpointAuthorizationParameter(connectionId, key, true) || undefined;
   const data = (key: string) => tl.getEndpointDataParameter(connectionId, key, true) || undefined;
-  const kubeconfig = readSecretQuietly(() => auth('kubeconfig'));
+  const kubeconfig = readSecretQuietly(() => auth('kubeconfig'), registerKubeconfigSecrets);
   const type = (data('authorizationType') ?? (kubeconfig ? 'Kubeconfig' : 'ServiceAccount')).toLowerCase();
   const skipTlsVerify = /^true$/i.test(data('acceptUntrustedCerts') ?? 'false');
 
