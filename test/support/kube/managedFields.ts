@@ -205,7 +205,7 @@ export function serverSideApply({ live, applied, manager, force, apiVersion, sub
   if (conflicts.length > 0 && !force) {
     const causes = conflicts.map((c) => ({
       reason: 'FieldManagerConflict',
-      message: `conflict with "${c.manager}"${c.manager === manager ? '' : ''} using ${c.apiVersion}`,
+      message: `conflict with "${c.manager}" using ${c.apiVersion}`,
       field: describePath(c.path),
     }));
     const lines = causes.map((c) => `- ${c.message}: ${c.field}`);
@@ -223,7 +223,8 @@ export function serverSideApply({ live, applied, manager, force, apiVersion, sub
   const mine = managers.find(isMine);
   const ownedByOthers = new Set<string>();
   for (const other of managers.filter((m) => !isMine(m))) {
-    if (force) for (const path of appliedFields) other.fields.delete(path);
+    // Forcing takes only the conflicting fields; fields applied with equal values become shared.
+    if (force) for (const c of conflicts) if (c.manager === other.manager) other.fields.delete(c.path);
     for (const path of other.fields) ownedByOthers.add(path);
   }
   const result = clone(live);
