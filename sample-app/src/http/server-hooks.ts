@@ -1,0 +1,68 @@
+// Fastify hooks around every request: request id header, in-flight count, HTTP metrics, the access log,
+// the arrival count the micro-batcher waits on, and "Connection: close" while draining.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { LifecycleService } from '../lifecycle/lifecycle.service.js';
+import type { MetricsService } from '../metrics/metrics.service.js';
+
+/** Route config that marks the routes whose requests go to the model (see RouteConfig in the controllers). */
+export const SCORING_ROUTE = { scoring: true };
+
+const arriving = new WeakSet<FastifyRequest>();
+const counted = new WeakSet<FastifyRequest>();
+
+let lifecycleRef: LifecycleService | undefined;
+
+/** Called once a scoring request is parsed and checked (or failed): the batcher stops waiting for it. */
+export function endArrival(request: FastifyRequest): void {
+  if (arriving.delete(request)) lifecycleRef?.arrivalEnded();
+}
+
+export function installServerHooks(
+  fastify: FastifyInstance,
+  lifecycle: LifecycleService,
+  metrics: MetricsService,
+  accessLog: boolean,
+): void {
+  lifecycleRef = lifecycle;
+  const finish = (request: FastifyRequest): boolean => {
+    endArrival(request);
+    if (!counted.delete(request)) return false;
+    metrics.inFlight.dec();
+    return true;
+  };
+
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    counted.add(request);
+    metrics.inFlight.inc();
+    if ((request.routeOptions.config as { scoring?: boolean } | undefined)?.scoring) {
+      arriving.add(request);
+      lifecycle.arrivalStarted();
+    }
+    done();
+  });
+
+  fastify.addHook('onSend', (request, reply, payload, done) => {
+    reply.header('x-request-id', request.id);
+    if (lifecycle.draining) reply.header('connection', 'close');
+    done(null, payload);
+  });
+
+  fastify.addHook('onResponse', (request, reply, done) => {
+    if (finish(request)) {
+      const route = request.routeOptions.url ?? 'unmatched';
+      const labels = { route, method: request.method, status: String(reply.statusCode) };
+      const seconds = reply.elapsedTime / 1000;
+      metrics.httpRequests.inc(labels);
+      metrics.httpDuration.observe(labels, seconds);
+      if (accessLog) {
+        request.log.info({ method: request.method, url: request.url, route, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 1000) / 1000 }, 'request');
+      }
+    }
+    done();
+  });
+
+  fastify.addHook('onRequestAbort', (request, done) => {
+    if (finish(request)) request.log.info({ method: request.method, url: request.url }, 'client closed the connection before the response');
+    done();
+  });
+}
