@@ -33,7 +33,7 @@ const copy = (from, to) => {
   fs.copyFileSync(from, to);
 };
 copy(path.join(root, 'vss-extension.json'), path.join(staging, 'vss-extension.json'));
-copy(path.join(root, 'images', 'icon.png'), path.join(staging, 'images', 'icon.png'));
+for (const image of ['icon.png', 'flow.png']) copy(path.join(root, 'images', image), path.join(staging, 'images', image));
 copy(path.join(root, 'docs', 'overview.md'), path.join(staging, 'overview.md'));
 copy(path.join(root, 'LICENSE'), path.join(staging, 'LICENSE'));
 const manifest = JSON.parse(fs.readFileSync(path.join(root, 'vss-extension.json'), 'utf8'));
