@@ -10,8 +10,6 @@ import { createRootLogger } from './logging/logger.js';
 import { resolveModelFile } from './model/model-loader.js';
 import { ModelService } from './model/model.service.js';
 
-const API_KEYS_RELOAD_MILLIS = 10_000;
-
 function fail(logger: Logger, message: string): never {
   logger.fatal(message);
   logger.flush();
@@ -38,7 +36,7 @@ async function main(): Promise<void> {
   } catch (error) {
     fail(logger, `refusing to start: ${(error as Error).message}`);
   }
-  apiKeys.watch(API_KEYS_RELOAD_MILLIS);
+  apiKeys.watch(config.apiKeysReloadMillis);
 
   const app = await createApp(config, logger, apiKeys);
   await app.listen({ port: config.port, host: config.host });

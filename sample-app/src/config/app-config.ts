@@ -21,6 +21,8 @@ export interface AppConfig {
   batching: BatchingConfig;
   apiKeys: string[];
   apiKeysFile?: string;
+  /** How often API_KEYS_FILE is read again, so a rotated Secret takes effect without a restart. */
+  apiKeysReloadMillis: number;
   logLevel: string;
   accessLog: boolean;
   shutdownGraceMillis: number;
@@ -111,6 +113,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): AppConfig {
     },
     apiKeys,
     apiKeysFile: text('API_KEYS_FILE'),
+    apiKeysReloadMillis: integer('API_KEYS_RELOAD_MS', 10_000, 100, 3_600_000),
     logLevel,
     accessLog: flag('ACCESS_LOG', true),
     shutdownGraceMillis: integer('SHUTDOWN_GRACE_MS', 25_000, 0, 3_600_000),

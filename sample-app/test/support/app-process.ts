@@ -131,3 +131,7 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
   }
   return { status: response.status, body: parsed, headers: response.headers };
 }
+
+export async function getJson(url: string, headers: Record<string, string> = {}): Promise<any> {
+  return (await fetch(url, { headers })).json();
+}
