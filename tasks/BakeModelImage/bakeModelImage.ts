@@ -1,8 +1,212 @@
-import * as tl from 'azure-pipelines-task-lib/task';
-import { TaskError } from '../common/errors';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { InputError, TaskError } from '../common/errors';
+import { setOutput } from '../common/outputs';
+import { ByteProgress } from '../common/progress';
+import { RunSummary, formatBytes, formatDuration } from '../common/summary';
+import { pushScope } from '../common/oci/auth';
+import { pushBlob, type PushBlobResult } from '../common/oci/blobUpload';
+import { excludeMatcher, parseExcludeLines } from '../common/oci/excludes';
+import { appendLayer, mutateConfig, serializeImage, setManifestAnnotations, familyOfImage, formatPlatform, type Descriptor, type Image } from '../common/oci/image';
+import { writeLayer, type BuiltLayer } from '../common/oci/layer';
+import { writeOciLayout, type LayoutBlob } from '../common/oci/layout';
+import { layerMediaTypeOf } from '../common/oci/mediaTypes';
+import { formatReference } from '../common/oci/reference';
+import { ImageNotFoundError, resolveImage, type ResolvedImage } from '../common/oci/resolve';
+import { collectEntries, type TarOwnership } from '../common/oci/tar';
+import { configChanges, isoTime, modelPaths, tagsToPut } from './imageChanges';
+import { readModelInfo, type ModelInfo } from './modelInfo';
 import type { BakeModelImageParameters } from './parameters';
+import { connectRegistries, type Registries } from './registries';
 
-export async function bakeModelImage(params: BakeModelImageParameters): Promise<void> {
-  tl.debug(`parameters: ${JSON.stringify(params)}`);
-  throw new TaskError(tl.loc('NotImplemented'));
+interface PlannedLayer {
+  role: 'app' | 'model';
+  built: BuiltLayer;
+  descriptor: Descriptor;
+  createdBy: string;
+}
+
+interface PushTally {
+  uploaded: number;
+  skipped: number;
+  mounted: number;
+  blobsUploaded: number;
+  blobsSkipped: number;
+}
+
+async function buildLayers(params: BakeModelImageParameters, model: ModelInfo, workDir: string): Promise<Array<Omit<PlannedLayer, 'descriptor'>>> {
+  const owner: TarOwnership = { uid: 0, gid: 0, mtime: params.epoch };
+  const layers: Array<Omit<PlannedLayer, 'descriptor'>> = [];
+  if (params.app) {
+    const dockerignore = path.join(params.app.directory, '.dockerignore');
+    const lines = [...(fs.existsSync(dockerignore) ? parseExcludeLines(fs.readFileSync(dockerignore, 'utf8')) : []), ...params.app.exclude];
+    const matcher = excludeMatcher(lines);
+    const entries = collectEntries({ source: params.app.directory, target: params.app.targetPath, exclude: (rel, isDir) => matcher.isExcluded(rel, isDir), walkExcludedDirectories: matcher.hasNegations });
+    const total = entries.reduce((n, e) => n + e.size, 0);
+    const progress = new ByteProgress('Writing the app layer', total);
+    const built = await writeLayer({ entries, owner, compression: params.compression, gzipLevel: params.compressionLevel, workDir, onBytes: (n) => progress.add(n) });
+    progress.finish();
+    console.log(`App layer: ${built.fileCount} files from ${params.app.directory} → ${params.app.targetPath} (${matcher.patterns.length} exclude patterns), ${formatBytes(built.size)}, ${built.digest}`);
+    layers.push({ role: 'app', built, createdBy: `BakeModelImage: COPY ${path.basename(params.app.directory)} ${params.app.targetPath}` });
+  }
+  const { layerTarget } = modelPaths(params, model);
+  const entries = collectEntries({
+    source: model.sourcePath,
+    target: layerTarget,
+    // FetchModel's manifest records when it fetched; baking it would change the digest every run.
+    exclude: model.isFolder && model.fromManifest ? (rel) => rel === 'model-manifest.json' : undefined,
+  });
+  const progress = new ByteProgress('Writing the model layer', model.sizeBytes);
+  const built = await writeLayer({ entries, owner, compression: params.compression, gzipLevel: params.compressionLevel, workDir, onBytes: (n) => progress.add(n) });
+  progress.finish();
+  console.log(`Model layer: ${model.name}${model.version ? ` ${model.version}` : ''} → ${layerTarget}, ${built.fileCount} files, ${formatBytes(built.uncompressedSize)} (${formatBytes(built.size)} stored), ${built.digest}`);
+  layers.push({ role: 'model', built, createdBy: `BakeModelImage: COPY model ${model.name}${model.version ? `:${model.version}` : ''} ${layerTarget}` });
+  return layers;
+}
+
+async function resolveBase(params: BakeModelImageParameters, registries: Registries): Promise<ResolvedImage> {
+  try {
+    return await resolveImage(registries.base, params.baseImage, params.platform);
+  } catch (err) {
+    if (err instanceof ImageNotFoundError) throw new InputError('baseImage', err.message, `Input 'baseImage': ${err.message} Check the base image reference.`);
+    throw err;
+  }
+}
+
+/** Runs `fn` over items, `limit` at a time. */
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  });
+  await Promise.all(workers);
+}
+
+async function pushImage(
+  params: BakeModelImageParameters,
+  registries: Registries,
+  base: ResolvedImage,
+  layers: PlannedLayer[],
+  serialized: ReturnType<typeof serializeImage>,
+  tags: string[],
+  workDir: string,
+): Promise<PushTally> {
+  const target = registries.target!;
+  const repository = params.target!.repository;
+  const tally: PushTally = { uploaded: 0, skipped: 0, mounted: 0, blobsUploaded: 0, blobsSkipped: 0 };
+  const count = (size: number, result: PushBlobResult) => {
+    tally.uploaded += result.bytesSent;
+    if (result.outcome === 'uploaded') tally.blobsUploaded++;
+    else {
+      tally.blobsSkipped++;
+      tally.skipped += size;
+      if (result.outcome === 'mounted') tally.mounted += size;
+    }
+  };
+  const sameRegistry = registries.base === target;
+  const newBytes = layers.reduce((n, l) => n + l.built.size, 0);
+  const progress = new ByteProgress(`Pushing to ${target.registry}/${repository}`, newBytes);
+  const blobOptions = { chunkSize: params.uploadChunkSize, onBytes: (n: number) => progress.add(n), onRetract: (n: number) => progress.subtract(n) };
+
+  // Base layers: already there, mounted from the base's repository, or copied across registries.
+  await eachLimited(base.image.manifest.layers, 3, async (layer) => {
+    if ((await target.blobSize(repository, layer.digest, [pushScope(repository)])) !== undefined) {
+      count(layer.size, { outcome: 'exists', bytesSent: 0, restarts: 0, resumes: 0 });
+      return;
+    }
+    if (sameRegistry && params.baseImage.repository !== repository && (await target.mountBlob(repository, layer.digest, params.baseImage.repository))) {
+      count(layer.size, { outcome: 'mounted', bytesSent: 0, restarts: 0, resumes: 0 });
+      return;
+    }
+    const file = path.join(workDir, `base-${layer.digest.replace(':', '-')}`);
+    await registries.base.downloadBlob(params.baseImage.repository, layer.digest, file);
+    try {
+      count(layer.size, await pushBlob(target, repository, { digest: layer.digest, size: layer.size, file }, blobOptions));
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  });
+  for (const layer of layers) {
+    count(layer.built.size, await pushBlob(target, repository, { digest: layer.built.digest, size: layer.built.size, file: layer.built.file }, blobOptions));
+  }
+  count(serialized.configBytes.length, await pushBlob(target, repository, { digest: serialized.configDescriptor.digest, size: serialized.configBytes.length, bytes: serialized.configBytes }));
+  progress.finish();
+  for (const tag of tags) {
+    const digest = await target.putManifest(repository, tag, serialized.manifestBytes, serialized.manifestMediaType);
+    if (digest !== serialized.manifestDigest) throw new TaskError(`Registry ${target.registry} stored ${repository}:${tag} as ${digest}, not ${serialized.manifestDigest}.`);
+    console.log(`Tagged ${target.registry}/${repository}:${tag}`);
+  }
+  return tally;
+}
+
+async function writeLayout(params: BakeModelImageParameters, registries: Registries, base: ResolvedImage, layers: PlannedLayer[], serialized: ReturnType<typeof serializeImage>, tags: string[]): Promise<void> {
+  const blobs: LayoutBlob[] = [
+    ...base.image.manifest.layers.map((l) => ({ digest: l.digest, size: l.size, download: (file: string) => registries.base.downloadBlob(params.baseImage.repository, l.digest, file).then(() => undefined) })),
+    ...layers.map((l) => ({ digest: l.built.digest, size: l.built.size, file: l.built.file })),
+    { digest: serialized.configDescriptor.digest, size: serialized.configBytes.length, bytes: serialized.configBytes },
+  ];
+  await writeOciLayout(params.outputLayout!, { manifestBytes: serialized.manifestBytes, manifestDigest: serialized.manifestDigest, manifestMediaType: serialized.manifestMediaType, blobs, refNames: tags });
+  console.log(`Wrote OCI image layout ${params.outputLayout} (tags ${tags.join(', ')})`);
+}
+
+export async function bakeModelImage(params: BakeModelImageParameters): Promise<string> {
+  const started = Date.now();
+  const workDir = path.join(params.workDir, `bake-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
+  fs.mkdirSync(workDir, { recursive: true });
+  try {
+    const model = await readModelInfo(params.model.path, { name: params.model.name, version: params.model.version });
+    console.log(`Model ${model.name}${model.version ? ` version ${model.version}` : ''}, sha256 ${model.sha256}${model.fromManifest ? ' (from model-manifest.json)' : ''}`);
+    const registries = connectRegistries(params);
+    const base = await resolveBase(params, registries);
+    const family = familyOfImage(base.image);
+    console.log(`Base ${formatReference(params.baseImage)}: ${formatPlatform(params.platform)} manifest ${base.manifestDigest} (${family === 'docker' ? 'Docker v2' : 'OCI'}), ${base.image.manifest.layers.length} layers`);
+
+    const built = await buildLayers(params, model, workDir);
+    const layers: PlannedLayer[] = built.map((l) => ({
+      ...l,
+      descriptor: { mediaType: layerMediaTypeOf(family, l.built.compression), digest: l.built.digest, size: l.built.size },
+    }));
+    let image: Image = base.image;
+    for (const layer of layers) image = appendLayer(image, { descriptor: layer.descriptor, diffId: layer.built.diffId, history: { created: isoTime(params.epoch), created_by: layer.createdBy, comment: 'BakeModelImage' } });
+    const changes = configChanges(params, model, { digest: base.manifestDigest });
+    image = mutateConfig(image, changes);
+    image = setManifestAnnotations(image, changes.labels ?? {});
+    const serialized = serializeImage(image);
+    const tags = tagsToPut(params, model);
+
+    let tally: PushTally | undefined;
+    if (registries.target) tally = await pushImage(params, registries, base, layers, serialized, tags, workDir);
+    if (params.outputLayout) await writeLayout(params, registries, base, layers, serialized, tags);
+
+    const digest = serialized.manifestDigest;
+    const ref = params.target ? `${params.target.registry}/${params.target.repository}@${digest}` : `${path.basename(params.outputLayout ?? 'image')}@${digest}`;
+    setOutput('ImageDigest', digest);
+    setOutput('ImageRef', ref);
+    setOutput('ImageTags', tags.join(','));
+    setOutput('BytesUploaded', tally?.uploaded ?? 0);
+    setOutput('BytesSkipped', tally?.skipped ?? 0);
+    if (params.outputLayout) setOutput('ImageLayout', params.outputLayout);
+
+    const summary = new RunSummary('Bake model image');
+    summary.facts([
+      ['Image', params.target ? `\`${ref}\`` : '(not pushed)'],
+      ['Tags', tags.map((t) => `\`${t}\``).join(', ')],
+      ['Base', `\`${formatReference(params.baseImage)}\` → \`${base.manifestDigest}\` (${formatPlatform(params.platform)}, ${family === 'docker' ? 'Docker v2' : 'OCI'})`],
+      ['Model', `${model.name}${model.version ? ` ${model.version}` : ''}, sha256 \`${model.sha256}\`${model.sourceUri ? `, from ${model.sourceUri}` : ''}`],
+      ...(tally ? ([['Uploaded', `${formatBytes(tally.uploaded)} (${tally.blobsUploaded} blobs)`], ['Skipped (already in the registry or mounted)', `${formatBytes(tally.skipped)} (${tally.blobsSkipped} blobs)`]] as Array<[string, string]>) : []),
+      ...(params.outputLayout ? ([['OCI layout', `\`${params.outputLayout}\``]] as Array<[string, string]>) : []),
+      ['Duration', formatDuration(Date.now() - started)],
+    ]);
+    summary.table(['Layer', 'Digest', 'Size', 'Media type'], layers.map((l) => [l.role, `\`${l.built.digest}\``, formatBytes(l.built.size), l.descriptor.mediaType]));
+    summary.upload('bake-model-image.md');
+
+    const line = tally
+      ? `Pushed ${ref} (tags ${tags.join(', ')}): uploaded ${formatBytes(tally.uploaded)}, skipped ${formatBytes(tally.skipped)} already in the registry.`
+      : `Wrote ${ref} to ${params.outputLayout}.`;
+    console.log(line);
+    return line;
+  } finally {
+    fs.rmSync(workDir, { recursive: true, force: true });
+  }
 }

@@ -1,0 +1,61 @@
+import { azureConnection } from '../common/connections/azureResourceManager';
+import { registryConnection } from '../common/connections/dockerRegistry';
+import { InputError } from '../common/errors';
+import type { RegistryCredential } from '../common/oci/auth';
+import { apiHostOf } from '../common/oci/reference';
+import { RegistryClient } from '../common/oci/registry';
+import type { BakeModelImageParameters } from './parameters';
+
+/** The registry clients one bake needs: the push target's, and the base image's (the same one when they share a registry). */
+export interface Registries {
+  target?: RegistryClient;
+  base: RegistryClient;
+}
+
+function sameHost(a: string, b: string): boolean {
+  return apiHostOf(a).toLowerCase() === apiHostOf(b).toLowerCase();
+}
+
+export function connectRegistries(params: BakeModelImageParameters): Registries {
+  let target: RegistryClient | undefined;
+  const conn = params.connection;
+  if (conn.type !== 'none' && params.target) {
+    let credential: RegistryCredential;
+    let insecure = false;
+    if (conn.type === 'dockerRegistry') {
+      const rc = registryConnection(conn.input, conn.connectionId);
+      if (!sameHost(rc.registry, params.target.registry)) {
+        throw new InputError('repository', `'${params.target.registry}' is not the registry of service connection '${conn.connectionId}' (${rc.registry}). Push to ${rc.registry}/<repository>, or pick the connection for ${params.target.registry}.`);
+      }
+      insecure = rc.insecure;
+      credential = rc.username && rc.password ? { kind: 'basic', username: rc.username, password: rc.password, source: `service connection '${conn.connectionId}' (${conn.input})` } : { kind: 'anonymous' };
+    } else {
+      const az = azureConnection(conn.input, conn.connectionId);
+      const scope = `${az.resourceManagerUrl.replace(/\/+$/, '')}/.default`;
+      credential = {
+        kind: 'entra',
+        source: `Azure service connection '${conn.connectionId}' (${conn.input})`,
+        tenantId: az.tenantId || undefined,
+        getEntraToken: async () => {
+          const token = await az.credential.getToken(scope);
+          if (!token) throw new Error(`no Entra ID token for ${scope}`);
+          return token.token;
+        },
+      };
+    }
+    target = new RegistryClient(params.target.registry, { credential, insecure });
+  }
+
+  const baseRegistry = params.baseImage.registry;
+  if (target && sameHost(baseRegistry, target.registry)) return { target, base: target };
+  if (params.baseRegistryConnectionId) {
+    const rc = registryConnection('baseRegistryConnection', params.baseRegistryConnectionId);
+    if (!sameHost(rc.registry, baseRegistry)) {
+      throw new InputError('baseRegistryConnection', `service connection '${params.baseRegistryConnectionId}' is for ${rc.registry}, but the base image is on ${baseRegistry}.`);
+    }
+    const credential: RegistryCredential = rc.username && rc.password ? { kind: 'basic', username: rc.username, password: rc.password, source: `service connection '${params.baseRegistryConnectionId}' (baseRegistryConnection)` } : { kind: 'anonymous' };
+    return { target, base: new RegistryClient(baseRegistry, { credential, insecure: rc.insecure }) };
+  }
+  // A public base (Docker Hub, MCR) is pulled anonymously.
+  return { target, base: new RegistryClient(baseRegistry, { credential: { kind: 'anonymous' } }) };
+}
