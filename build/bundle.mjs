@@ -33,6 +33,10 @@ async function bundleTask(name) {
     legalComments: 'none',
     metafile: true,
     logLevel: 'warning',
+    // Some CommonJS builds still read import.meta.url (e.g. @azure/storage-common's crc64),
+    // which esbuild leaves empty in CJS output: give them the bundle's own file URL.
+    define: { 'import.meta.url': '__bundleFileUrl' },
+    banner: { js: 'var __bundleFileUrl = require("node:url").pathToFileURL(__filename).href;' },
     // Optional native speed-ups some dependencies try to load; they fall back to plain JS.
     external: ['bufferutil', 'utf-8-validate', 'encoding'],
   });
