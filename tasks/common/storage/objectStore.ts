@@ -46,6 +46,30 @@ export interface ObjectStore {
   describeWhatExists?(): Promise<string>;
 }
 
+export interface UploadOptions {
+  sizeBytes: number;
+  metadata: Record<string, string>;
+  /** Blob index tags (Azure) or object tags (S3). */
+  tags?: Record<string, string>;
+  contentType?: string;
+  /** Hex; stored as Content-MD5 where the store keeps it. */
+  contentMd5?: string;
+  /** Without it the upload is conditional on the object not existing (If-None-Match: *). */
+  overwrite: boolean;
+  blockSize: number;
+  concurrency: number;
+  onProgress?: (loadedBytes: number) => void;
+}
+
+/** The publishing side (PublishModel). */
+export interface ObjectWriter {
+  readonly locationUri: string;
+  list(prefix: string): Promise<StoredObject[]>;
+  upload(name: string, file: string, opts: UploadOptions): Promise<{ uri: string; etag: string }>;
+  delete(name: string): Promise<void>;
+  uriOf(name: string): string;
+}
+
 /** Bounds how many operations run at once; shared by every file of a folder model. */
 export class Limiter {
   private active = 0;
@@ -87,4 +111,23 @@ export function base64ToHex(value: string | Uint8Array | undefined): string | un
 
 export function isSha256Hex(value: string | undefined): value is string {
   return !!value && /^[0-9a-f]{64}$/i.test(value);
+}
+
+/**
+ * For stores without byte ranges: bytes [skip, skip+take) of a whole-object stream, so an
+ * interrupted download can still resume (at the cost of re-reading what it already has).
+ */
+export async function* sliceStream(body: AsyncIterable<Uint8Array>, skip: number, take: number): AsyncGenerator<Uint8Array> {
+  let position = 0;
+  const end = skip + take;
+  for await (const chunk of body) {
+    const chunkEnd = position + chunk.byteLength;
+    if (chunkEnd > skip) {
+      const from = Math.max(0, skip - position);
+      const to = Math.min(chunk.byteLength, end - position);
+      if (to > from) yield chunk.subarray(from, to);
+    }
+    position = chunkEnd;
+    if (position >= end) return;
+  }
 }

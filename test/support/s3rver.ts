@@ -1,0 +1,44 @@
+import * as fs from 'node:fs';
+import type { AddressInfo } from 'node:net';
+// s3rver ships no types; its programmatic API is small: new S3rver(opts).run() / close().
+// @ts-expect-error untyped CommonJS module
+import S3rver from 's3rver';
+import { freePort } from './ports';
+import { makeTempDir } from './paths';
+
+export interface S3Server {
+  /** http://127.0.0.1:<port> (path-style addressing) */
+  endpoint: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  region: string;
+  stop(): Promise<void>;
+}
+
+/** s3rver accepts only these credentials (its documented defaults). */
+const ACCESS_KEY_ID = 'S3RVER';
+const SECRET_ACCESS_KEY = 'S3RVER';
+
+/** Starts s3rver on a free 127.0.0.1 port with its objects in a temp folder; `buckets` are created up front. */
+export async function startS3rver(opts: { buckets?: string[] } = {}): Promise<S3Server> {
+  const directory = makeTempDir('s3rver-');
+  const port = await freePort();
+  const server = new S3rver({
+    address: '127.0.0.1',
+    port,
+    directory,
+    silent: true,
+    configureBuckets: (opts.buckets ?? []).map((name) => ({ name })),
+  });
+  const address = (await server.run()) as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${address.port}`,
+    accessKeyId: ACCESS_KEY_ID,
+    secretAccessKey: SECRET_ACCESS_KEY,
+    region: 'us-east-1',
+    async stop() {
+      await server.close();
+      fs.rmSync(directory, { recursive: true, force: true });
+    },
+  };
+}
