@@ -28,14 +28,16 @@ export interface StartRegistryOptions {
   auth?: 'htpasswd' | 'none';
   username?: string;
   password?: string;
+  /** Keep the registry's blobs in this folder, across runs (the demo's cache); else a temp folder. */
+  storageDir?: string;
 }
 
 export async function startRegistry(opts: StartRegistryOptions = {}): Promise<TestRegistry> {
   const binary = '/usr/bin/docker-registry';
   if (!fs.existsSync(binary)) throw new Error(`${binary} is missing: apt-get install docker-registry`);
   const dir = makeTempDir('registry-');
-  const storageDir = path.join(dir, 'storage');
-  fs.mkdirSync(storageDir);
+  const storageDir = opts.storageDir ?? path.join(dir, 'storage');
+  fs.mkdirSync(storageDir, { recursive: true });
   const port = await freePort();
   const auth = opts.auth ?? 'htpasswd';
   const username = auth === 'none' ? '' : (opts.username ?? 'ci-pusher');
