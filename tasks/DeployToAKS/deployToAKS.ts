@@ -9,7 +9,7 @@ import { Deployer, type DeployResult, type DeploymentReport, type RegistryCreden
 import type { DeployToAKSParameters } from './parameters';
 import { runSmokeTest, SmokeTestError, type SmokeTestResult } from './smokeTest';
 import { revisionOf } from './rollout';
-import { imagesOf } from './workloads';
+import { primaryImage } from './workloads';
 import { directSender, endpointOf, proxySender, waitForLoadBalancer, type ServiceEndpoint } from './serviceEndpoint';
 
 interface Verification {
@@ -41,7 +41,9 @@ async function verify(cluster: ClusterConnection, params: DeployToAKSParameters,
   const endpoint = endpointOf(service);
   console.log(`Service "${name}" (${endpoint.type}) answers at ${endpoint.url}.`);
   if (!params.smokeTest) return { endpoint };
-  const spec = { ...params.smokeTest, readyWithinMs: 60_000 };
+  // How long /readyz may take through a fresh Service; an environment override keeps tests short.
+  const readyWithinMs = Number(process.env.DEPLOY_TO_AKS_SMOKE_READY_MS) || 60_000;
+  const spec = { ...params.smokeTest, readyWithinMs };
   const viaProxy = () => runSmokeTest(proxySender(cluster.client, params.namespace, endpoint), spec, console.log);
   const route = params.smokeTest.route;
   try {
@@ -52,7 +54,7 @@ async function verify(cluster: ClusterConnection, params: DeployToAKSParameters,
     if (!endpoint.external) throw new SmokeTestError(`service "${name}" has no load balancer address to test (type ${endpoint.type}). Use smokeTestRoute: apiServerProxy.`);
     console.log(`Smoke test through the load balancer at ${endpoint.url}...`);
     try {
-      return { endpoint, smoke: await runSmokeTest(directSender(endpoint.url), { ...spec, readyWithinMs: route === 'auto' ? 10_000 : 60_000 }, console.log), smokeRoute: `load balancer ${endpoint.url}` };
+      return { endpoint, smoke: await runSmokeTest(directSender(endpoint.url), { ...spec, readyWithinMs: route === 'auto' ? Math.min(10_000, readyWithinMs) : readyWithinMs }, console.log), smokeRoute: `load balancer ${endpoint.url}` };
     } catch (err) {
       // From a private agent the load balancer may be out of reach; the API server is not.
       if (route !== 'auto' || !(err instanceof SmokeTestError) || !/did not answer 200/.test(err.message)) throw err;
@@ -111,17 +113,20 @@ function writeSummary(params: DeployToAKSParameters, cluster: ClusterConnection 
   summary.upload('deploy-to-aks.md');
 }
 
+/** Ends with exactly one full stop, whatever the API's message ended with. */
+const sentence = (text: string) => `${text.replace(/[.\s]+$/, '')}.`;
+
 function failureOf(result: DeployResult): string | undefined {
   const failed = result.deployments.find((d) => !d.outcome.ok);
   if (!failed) return undefined;
   const what = result.strategy === 'canary' && result.action === 'deploy' ? `The canary deployment "${failed.name}"` : `The rollout of deployment "${failed.name}"`;
-  let message = `${what} failed: ${failed.outcome.reason}.`;
+  let message = `${what} failed: ${sentence(failed.outcome.reason ?? 'unknown reason')}`;
   if (failed.rolledBack) {
-    message += failed.rolledBack.outcome.ok ? ` Rolled back to revision ${failed.rolledBack.toRevision}.` : ` The rollback to revision ${failed.rolledBack.toRevision} did not complete either: ${failed.rolledBack.outcome.reason}.`;
+    message += failed.rolledBack.outcome.ok ? ` Rolled back to revision ${failed.rolledBack.toRevision}.` : ` The rollback to revision ${failed.rolledBack.toRevision} did not complete either: ${sentence(failed.rolledBack.outcome.reason ?? '')}`;
   } else if (result.strategy === 'canary' && result.action === 'deploy' && result.deletedCanary) {
     message += ' The canary was deleted; the stable deployment was not touched.';
   } else if (failed.noRollback) {
-    message += ` No rollback: ${failed.noRollback}.`;
+    message += ` No rollback: ${sentence(failed.noRollback)}`;
   }
   return message;
 }
@@ -161,7 +166,7 @@ export async function deployToAKS(params: DeployToAKSParameters): Promise<string
     const target = result.target;
     // After a rollback the outputs say what runs now: the previous image and its new revision number.
     const current = target?.rolledBack?.outcome.deployment;
-    const finalImage = current ? Object.values(imagesOf(current)).join(', ') : result.deployedImage;
+    const finalImage = current ? primaryImage(current, target?.imageBefore) : result.deployedImage;
     if (finalImage) setOutput('DeployedImage', finalImage);
     const revision = current ? revisionOf(current) : target?.revisionAfter;
     if (revision !== undefined) setOutput('Revision', revision);

@@ -15,7 +15,7 @@ import { renderBuiltInManifests, TRACK_LABEL } from './manifests';
 import type { DeployToAKSParameters } from './parameters';
 import { RolloutWaiter, revisionOf, type RolloutOutcome } from './rollout';
 import { displayName, readManifestFiles, substituteImage, type ManifestDocument } from './userManifests';
-import { addImagePullSecret, annotate, imagesOf, podTemplateOf } from './workloads';
+import { addImagePullSecret, annotate, imageOfContainer, imagesOf, podTemplateOf, primaryImage } from './workloads';
 
 export interface RegistryCredentials {
   registry: string;
@@ -62,6 +62,12 @@ const rankOf = (kind: string) => {
   const i = KIND_ORDER.indexOf(kind);
   return i < 0 ? KIND_ORDER.length : i;
 };
+
+/** What the deployed container ran before and runs now (the container that got `image`). */
+function beforeAndAfter(prior: DeploymentLike | undefined, after: DeploymentLike, image: string): { imageBefore?: string; imageAfter?: string } {
+  const container = (podTemplateOf(after)?.spec?.containers ?? []).find((c) => c.image === image)?.name;
+  return { imageBefore: imageOfContainer(prior, container) ?? primaryImage(prior), imageAfter: primaryImage(after, image) };
+}
 
 export const canaryName = (name: string) => `${name}-canary`;
 
@@ -205,14 +211,15 @@ export class Deployer {
     const selector = Object.entries(failed.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
     const list = await this.client.mustGet<{ items: KubeObject[] }>(resourcePath(mappingOf('ReplicaSet'), this.params.namespace), { labelSelector: selector });
     const previous = list.items.find((rs) => revisionOf(rs) === revision && rs.metadata.ownerReferences?.some((o) => o.uid === failed.metadata.uid));
-    const template = previous ? (podTemplateOf(previous) as Record<string, unknown> | undefined) : undefined;
+    // Items of a LIST carry no kind, so read the ReplicaSet's template directly.
+    const template = (previous?.spec as { template?: Record<string, unknown> } | undefined)?.template;
     if (!template) return undefined;
     const restored = JSON.parse(JSON.stringify(template)) as { metadata?: { labels?: Record<string, string> } };
     delete restored.metadata?.labels?.['pod-template-hash'];
     // Applied by the same field manager with the same fields as the failed apply, so the next deploy meets no conflict.
     const object = JSON.parse(JSON.stringify(applied.object)) as KubeObject & { spec: Record<string, unknown> };
     object.spec.template = restored;
-    this.log(`Rolling back deployment "${failed.metadata.name}" to revision ${revision} (${Object.values(imagesOf(before)).join(', ')})...`);
+    this.log(`Rolling back deployment "${failed.metadata.name}" to revision ${revision} (${primaryImage(before)})...`);
     const written = await this.apply<DeploymentLike>({ ...applied, object });
     const outcome = await this.waiter().waitForDeployment(written);
     this.log(outcome.ok ? `Rolled back: deployment "${failed.metadata.name}" runs revision ${revision}'s template again (now revision ${revisionOf(outcome.deployment)}).` : `The rollback did not complete either: ${outcome.reason}`);
@@ -222,7 +229,7 @@ export class Deployer {
   // ---- actions -----------------------------------------------------------------------------
 
   /** Applies everything and waits for each Deployment; rolls back the ones that fail. */
-  private async applyAndRollOut(resolved: AppliedObject[], targetName: string | undefined): Promise<DeployResult> {
+  private async applyAndRollOut(resolved: AppliedObject[], targetName: string | undefined, image: string): Promise<DeployResult> {
     const deployments = resolved.filter((r) => r.object.kind === 'Deployment');
     const before = new Map<string, DeploymentLike | undefined>();
     for (const d of deployments) before.set(d.path, await this.client.get<DeploymentLike>(d.path));
@@ -246,8 +253,7 @@ export class Deployer {
       const outcome = await this.waiter().waitForDeployment(after);
       const report: DeploymentReport = {
         name: d.object.metadata.name!,
-        imageBefore: prior ? Object.values(imagesOf(prior)).join(', ') : undefined,
-        imageAfter: Object.values(imagesOf(outcome.deployment)).join(', '),
+        ...beforeAndAfter(prior, outcome.deployment, image),
         revisionBefore: revisionOf(prior),
         revisionAfter: revisionOf(outcome.deployment),
         outcome,
@@ -299,7 +305,7 @@ export class Deployer {
     await this.ensureNamespace();
     await this.applyPullSecret();
     if (strategy === 'canary') return this.deployCanary(resolved, image);
-    return this.applyAndRollOut(resolved, this.params.name);
+    return this.applyAndRollOut(resolved, this.params.name, image);
   }
 
   private async deployCanary(resolved: AppliedObject[], image: string): Promise<DeployResult> {
@@ -307,7 +313,7 @@ export class Deployer {
     const stable = await this.client.get<DeploymentLike>(main.path);
     if (!stable) {
       this.note(`There is no stable deployment "${main.object.metadata.name}" yet, so there is nothing to compare a canary with: deploying it directly.`);
-      return this.applyAndRollOut(resolved, main.object.metadata.name);
+      return this.applyAndRollOut(resolved, main.object.metadata.name, image);
     }
     const name = canaryName(main.object.metadata.name!);
     const canary = JSON.parse(JSON.stringify(main.object)) as DeploymentLike & { spec: Record<string, unknown> };
@@ -321,15 +327,15 @@ export class Deployer {
     template.metadata = { ...(template.metadata ?? {}), labels: { ...(template.metadata?.labels ?? {}), [TRACK_LABEL]: 'canary' } };
     const item: AppliedObject = { object: canary, mapping: main.mapping, path: resourcePath(main.mapping, main.object.metadata.namespace, name), source: `canary of ${main.source}` };
     this.log(`Canary: ${replicas} replica(s) of ${image} beside ${stableReplicas} stable, ${this.params.canaryPercentage}% of the stable count, behind the same Service.`);
-    const result = await this.applyAndRollOutCanary(item, stable);
+    const result = await this.applyAndRollOutCanary(item, stable, image);
     return result;
   }
 
-  private async applyAndRollOutCanary(item: AppliedObject, stable: DeploymentLike): Promise<DeployResult> {
+  private async applyAndRollOutCanary(item: AppliedObject, stable: DeploymentLike, image: string): Promise<DeployResult> {
     const written = await this.apply<DeploymentLike>(item);
     this.log(`Applied ${describeObject(item.object)}.`);
     const outcome = await this.waiter().waitForDeployment(written);
-    const report: DeploymentReport = { name: item.object.metadata.name!, imageBefore: Object.values(imagesOf(stable)).join(', '), imageAfter: Object.values(imagesOf(outcome.deployment)).join(', '), revisionAfter: revisionOf(outcome.deployment), outcome };
+    const report: DeploymentReport = { name: item.object.metadata.name!, ...beforeAndAfter(stable, outcome.deployment, image), revisionAfter: revisionOf(outcome.deployment), outcome };
     let deletedCanary = false;
     if (!outcome.ok && this.params.rollbackOnFailure) {
       deletedCanary = await this.client.delete(item.path);
@@ -372,7 +378,7 @@ export class Deployer {
     if (deleted) this.log(`Deleted the canary deployment "${canaryName(name)}"; the stable deployment keeps serving.`);
     else this.note(`There was no canary deployment "${canaryName(name)}" in namespace ${this.params.namespace}: nothing to reject.`);
     const report: DeploymentReport | undefined = stable
-      ? { name, imageAfter: Object.values(imagesOf(stable)).join(', '), revisionAfter: revisionOf(stable), outcome: { ok: true, deployment: stable, problems: [] } }
+      ? { name, imageAfter: primaryImage(stable), revisionAfter: revisionOf(stable), outcome: { ok: true, deployment: stable, problems: [] } }
       : undefined;
     return { action: 'reject', strategy: 'canary', applied: [], deployments: report ? [report] : [], target: report, deployedImage: report?.imageAfter, deletedCanary: deleted, notes: this.notes };
   }

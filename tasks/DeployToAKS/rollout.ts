@@ -158,18 +158,24 @@ export class RolloutWaiter {
     });
   }
 
-  /** Whether the pod belongs to the Deployment's newest ReplicaSet: old pods' trouble is not this rollout's. */
+  /**
+   * Whether the pod belongs to the Deployment's newest ReplicaSet: old pods' trouble is not this
+   * rollout's. Until the controller has observed the new spec, the newest ReplicaSet is not known.
+   */
   private async isOfCurrentRevision(pod: PodLike, deployment: DeploymentLike): Promise<boolean> {
+    if ((deployment.metadata.generation ?? 0) > (deployment.status?.observedGeneration ?? 0)) return false;
     const owner = pod.metadata.ownerReferences?.find((o) => o.kind === 'ReplicaSet' && o.controller !== false);
-    if (!owner) return false;
-    if (!this.replicaSetRevision.has(owner.name)) {
-      const rs = await this.client.get<KubeObject>(resourcePath(mappingOf('ReplicaSet'), this.namespace, owner.name));
-      const rsOwner = rs?.metadata.ownerReferences?.find((o) => o.kind === 'Deployment');
-      this.replicaSetRevision.set(owner.name, rsOwner && rsOwner.uid !== deployment.metadata.uid ? undefined : revisionOf(rs));
-    }
-    const revision = this.replicaSetRevision.get(owner.name);
     const current = revisionOf(deployment);
-    return revision !== undefined && (current === undefined || revision >= current);
+    if (!owner || current === undefined) return false;
+    let revision = this.replicaSetRevision.get(owner.name);
+    // A rollback gives an old ReplicaSet a new revision number, so a smaller cached one is looked up again.
+    if (revision === undefined || revision < current) {
+      const rs = await this.client.get<KubeObject>(resourcePath(mappingOf('ReplicaSet'), this.namespace, owner.name));
+      const ownedHere = rs?.metadata.ownerReferences?.some((o) => o.kind === 'Deployment' && o.uid === deployment.metadata.uid);
+      revision = ownedHere ? revisionOf(rs) : undefined;
+      if (revision !== undefined) this.replicaSetRevision.set(owner.name, revision);
+    }
+    return revision !== undefined && revision >= current;
   }
 
   /** Logs a problem the first time it is seen for a pod, with the pod's events and (for crashes) its last log lines. */

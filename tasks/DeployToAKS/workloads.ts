@@ -43,6 +43,22 @@ export function imagesOf(obj: KubeObject): Record<string, string> {
   return out;
 }
 
+/**
+ * The one image a Deployment is "running" for outputs and summaries: the container with `preferred`,
+ * else the container named like the Deployment, else the first.
+ */
+export function primaryImage(obj: KubeObject | undefined, preferred?: string): string | undefined {
+  if (!obj) return undefined;
+  const containers = podTemplateOf(obj)?.spec?.containers ?? [];
+  const chosen = containers.find((c) => preferred !== undefined && c.image === preferred) ?? containers.find((c) => c.name === obj.metadata.name) ?? containers[0];
+  return chosen?.image;
+}
+
+/** The image of the container called `name`, e.g. to say what a container ran before. */
+export function imageOfContainer(obj: KubeObject | undefined, name: string | undefined): string | undefined {
+  return (podTemplateOf(obj ?? ({} as KubeObject))?.spec?.containers ?? []).find((c) => c.name === name)?.image;
+}
+
 export const ANNOTATIONS = {
   runUrl: 'model-delivery.io/run-url',
   pipeline: 'model-delivery.io/pipeline',
