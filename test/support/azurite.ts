@@ -35,6 +35,7 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<AzuriteSe
   const args = ['--blobHost', '127.0.0.1', '--blobPort', String(port), '--skipApiVersionCheck', '--loose', '--silent'];
   let ownedDir: string | undefined;
   if (opts.location) {
+    fs.mkdirSync(opts.location, { recursive: true });
     args.push('--location', opts.location);
   } else {
     // In memory; run from a temp cwd so nothing Azurite might write lands in the repo.

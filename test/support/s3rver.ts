@@ -15,12 +15,17 @@ export interface S3Server {
   stop(): Promise<void>;
 }
 
-/** s3rver accepts only these credentials (its documented defaults). */
-const ACCESS_KEY_ID = 'S3RVER';
-const SECRET_ACCESS_KEY = 'S3RVER';
+// s3rver's built-in key pair is S3RVER/S3RVER: an id equal to its secret would make every log line
+// naming the key id look like a leak. Register a realistic pair on its dummy account instead.
+// @ts-expect-error untyped CommonJS module
+import AWSAccount from 's3rver/lib/models/account.js';
+import * as crypto from 'node:crypto';
 
 /** Starts s3rver on a free 127.0.0.1 port with its objects in a temp folder; `buckets` are created up front. */
 export async function startS3rver(opts: { buckets?: string[] } = {}): Promise<S3Server> {
+  const ACCESS_KEY_ID = `AKIA${crypto.randomBytes(8).toString('hex').toUpperCase()}`;
+  const SECRET_ACCESS_KEY = crypto.randomBytes(30).toString('base64');
+  (AWSAccount as { DUMMY_ACCOUNT: { createKeyPair(id: string, secret: string): void } }).DUMMY_ACCOUNT.createKeyPair(ACCESS_KEY_ID, SECRET_ACCESS_KEY);
   const directory = makeTempDir('s3rver-');
   const port = await freePort();
   const server = new S3rver({

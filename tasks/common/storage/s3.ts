@@ -202,7 +202,8 @@ export class S3Store implements ObjectStore, ObjectWriter {
 
   private async assertBucketExists(): Promise<void> {
     try {
-      await this.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, MaxKeys: 1 }));
+      // A listing with an unlikely prefix: cheap, and NoSuchBucket when the bucket is missing.
+      await this.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: '\u0000none/' }));
     } catch (err) {
       throw await this.explain(err, 'list the bucket');
     }
