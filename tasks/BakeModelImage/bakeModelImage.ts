@@ -9,14 +9,14 @@ import { pushScope } from '../common/oci/auth';
 import { pushBlob, type PushBlobResult } from '../common/oci/blobUpload';
 import { excludeMatcher, parseExcludeLines } from '../common/oci/excludes';
 import { appendLayer, mutateConfig, serializeImage, setManifestAnnotations, familyOfImage, formatPlatform, type Descriptor, type Image } from '../common/oci/image';
-import { writeLayer, type BuiltLayer } from '../common/oci/layer';
+import { fileRange, writeLayer, type BuiltLayer } from '../common/oci/layer';
 import { writeOciLayout, type LayoutBlob } from '../common/oci/layout';
 import { layerMediaTypeOf } from '../common/oci/mediaTypes';
 import { formatReference } from '../common/oci/reference';
 import { ImageNotFoundError, resolveImage, type ResolvedImage } from '../common/oci/resolve';
 import { collectEntries, type TarOwnership } from '../common/oci/tar';
 import { configChanges, isoTime, modelPaths, tagsToPut } from './imageChanges';
-import { readModelInfo, type ModelInfo } from './modelInfo';
+import { ModelFileHasher, readModelInfo, type ModelInfo } from './modelInfo';
 import type { BakeModelImageParameters } from './parameters';
 import { connectRegistries, type Registries } from './registries';
 
@@ -44,7 +44,7 @@ async function buildLayers(params: BakeModelImageParameters, model: ModelInfo, w
     const matcher = excludeMatcher(lines);
     const entries = collectEntries({ source: params.app.directory, target: params.app.targetPath, exclude: (rel, isDir) => matcher.isExcluded(rel, isDir), walkExcludedDirectories: matcher.hasNegations });
     const total = entries.reduce((n, e) => n + e.size, 0);
-    const progress = new ByteProgress('Writing the app layer', total);
+    const progress = new ByteProgress('Building the app layer', total);
     const built = await writeLayer({ entries, owner, compression: params.compression, gzipLevel: params.compressionLevel, workDir, onBytes: (n) => progress.add(n) });
     progress.finish();
     console.log(`App layer: ${built.fileCount} files from ${params.app.directory} → ${params.app.targetPath} (${matcher.patterns.length} exclude patterns), ${formatBytes(built.size)}, ${built.digest}`);
@@ -57,9 +57,11 @@ async function buildLayers(params: BakeModelImageParameters, model: ModelInfo, w
     // FetchModel's manifest records when it fetched; baking it would change the digest every run.
     exclude: model.isFolder && model.fromManifest ? (rel) => rel === 'model-manifest.json' : undefined,
   });
-  const progress = new ByteProgress('Writing the model layer', model.sizeBytes);
-  const built = await writeLayer({ entries, owner, compression: params.compression, gzipLevel: params.compressionLevel, workDir, onBytes: (n) => progress.add(n) });
+  const progress = new ByteProgress('Building the model layer', model.sizeBytes);
+  const hasher = model.sha256 === undefined ? new ModelFileHasher() : undefined;
+  const built = await writeLayer({ entries, owner, compression: params.compression, gzipLevel: params.compressionLevel, workDir, onBytes: (n) => progress.add(n), onFileBytes: hasher?.onFileBytes });
   progress.finish();
+  if (hasher) model.sha256 = hasher.modelSha256(model);
   console.log(`Model layer: ${model.name}${model.version ? ` ${model.version}` : ''} → ${layerTarget}, ${built.fileCount} files, ${formatBytes(built.uncompressedSize)} (${formatBytes(built.size)} stored), ${built.digest}`);
   layers.push({ role: 'model', built, createdBy: `BakeModelImage: COPY model ${model.name}${model.version ? `:${model.version}` : ''} ${layerTarget}` });
   return layers;
@@ -122,13 +124,13 @@ async function pushImage(
     const file = path.join(workDir, `base-${layer.digest.replace(':', '-')}`);
     await registries.base.downloadBlob(params.baseImage.repository, layer.digest, file);
     try {
-      count(layer.size, await pushBlob(target, repository, { digest: layer.digest, size: layer.size, file }, blobOptions));
+      count(layer.size, await pushBlob(target, repository, { digest: layer.digest, size: layer.size, open: fileRange(file) }, blobOptions));
     } finally {
       fs.rmSync(file, { force: true });
     }
   });
   for (const layer of layers) {
-    count(layer.built.size, await pushBlob(target, repository, { digest: layer.built.digest, size: layer.built.size, file: layer.built.file }, blobOptions));
+    count(layer.built.size, await pushBlob(target, repository, { digest: layer.built.digest, size: layer.built.size, open: (start, end) => layer.built.open(start, end) }, blobOptions));
   }
   count(serialized.configBytes.length, await pushBlob(target, repository, { digest: serialized.configDescriptor.digest, size: serialized.configBytes.length, bytes: serialized.configBytes }));
   progress.finish();
@@ -143,7 +145,7 @@ async function pushImage(
 async function writeLayout(params: BakeModelImageParameters, registries: Registries, base: ResolvedImage, layers: PlannedLayer[], serialized: ReturnType<typeof serializeImage>, tags: string[]): Promise<void> {
   const blobs: LayoutBlob[] = [
     ...base.image.manifest.layers.map((l) => ({ digest: l.digest, size: l.size, download: (file: string) => registries.base.downloadBlob(params.baseImage.repository, l.digest, file).then(() => undefined) })),
-    ...layers.map((l) => ({ digest: l.built.digest, size: l.built.size, file: l.built.file })),
+    ...layers.map((l) => ({ digest: l.built.digest, size: l.built.size, open: () => l.built.open(0, l.built.size) })),
     { digest: serialized.configDescriptor.digest, size: serialized.configBytes.length, bytes: serialized.configBytes },
   ];
   await writeOciLayout(params.outputLayout!, { manifestBytes: serialized.manifestBytes, manifestDigest: serialized.manifestDigest, manifestMediaType: serialized.manifestMediaType, blobs, refNames: tags });
@@ -156,7 +158,7 @@ export async function bakeModelImage(params: BakeModelImageParameters): Promise<
   fs.mkdirSync(workDir, { recursive: true });
   try {
     const model = await readModelInfo(params.model.path, { name: params.model.name, version: params.model.version });
-    console.log(`Model ${model.name}${model.version ? ` version ${model.version}` : ''}, sha256 ${model.sha256}${model.fromManifest ? ' (from model-manifest.json)' : ''}`);
+    console.log(`Model ${model.name}${model.version ? ` version ${model.version}` : ''} from ${model.sourcePath}${model.fromManifest ? ` (model-manifest.json: sha256 ${model.sha256})` : ' (no model-manifest.json: name from the path, sha256 hashed while the layer is built)'}`);
     const registries = connectRegistries(params);
     const base = await resolveBase(params, registries);
     const family = familyOfImage(base.image);
@@ -169,7 +171,8 @@ export async function bakeModelImage(params: BakeModelImageParameters): Promise<
     }));
     let image: Image = base.image;
     for (const layer of layers) image = appendLayer(image, { descriptor: layer.descriptor, diffId: layer.built.diffId, history: { created: isoTime(params.epoch), created_by: layer.createdBy, comment: 'BakeModelImage' } });
-    const changes = configChanges(params, model, { digest: base.manifestDigest });
+    if (model.sha256 === undefined) throw new Error('the model sha256 was not computed');
+    const changes = configChanges(params, { ...model, sha256: model.sha256 }, { digest: base.manifestDigest });
     image = mutateConfig(image, changes);
     image = setManifestAnnotations(image, changes.labels ?? {});
     const serialized = serializeImage(image);
@@ -193,7 +196,7 @@ export async function bakeModelImage(params: BakeModelImageParameters): Promise<
       ['Image', params.target ? `\`${ref}\`` : '(not pushed)'],
       ['Tags', tags.map((t) => `\`${t}\``).join(', ')],
       ['Base', `\`${formatReference(params.baseImage)}\` → \`${base.manifestDigest}\` (${formatPlatform(params.platform)}, ${family === 'docker' ? 'Docker v2' : 'OCI'})`],
-      ['Model', `${model.name}${model.version ? ` ${model.version}` : ''}, sha256 \`${model.sha256}\`${model.sourceUri ? `, from ${model.sourceUri}` : ''}`],
+      ['Model', `${model.name}${model.version ? ` ${model.version}` : ''}, sha256 \`${model.sha256 ?? ''}\`${model.sourceUri ? `, from ${model.sourceUri}` : ''}`],
       ...(tally ? ([['Uploaded', `${formatBytes(tally.uploaded)} (${tally.blobsUploaded} blobs)`], ['Skipped (already in the registry or mounted)', `${formatBytes(tally.skipped)} (${tally.blobsSkipped} blobs)`]] as Array<[string, string]>) : []),
       ...(params.outputLayout ? ([['OCI layout', `\`${params.outputLayout}\``]] as Array<[string, string]>) : []),
       ['Duration', formatDuration(Date.now() - started)],

@@ -1,7 +1,7 @@
 import type { ConfigChanges } from '../common/oci/image';
 import { formatReference, sanitizeTag } from '../common/oci/reference';
 import type { BakeModelImageParameters } from './parameters';
-import type { ModelInfo } from './modelInfo';
+import type { HashedModel, ModelInfo } from './modelInfo';
 
 /**
  * Everything the bake changes in the base's config, worked out from the inputs with no I/O:
@@ -24,7 +24,7 @@ export function modelPaths(params: BakeModelImageParameters, model: ModelInfo): 
   return { layerTarget: folder, modelPath: model.servedFile ? `${folder}/${model.servedFile}` : folder };
 }
 
-export function imageLabels(params: BakeModelImageParameters, model: ModelInfo, base: { digest: string }): Record<string, string> {
+export function imageLabels(params: BakeModelImageParameters, model: HashedModel, base: { digest: string }): Record<string, string> {
   const labels: Record<string, string> = {};
   const set = (key: string, value: string | undefined) => {
     if (value) labels[key] = value;
@@ -50,7 +50,7 @@ export function imageLabels(params: BakeModelImageParameters, model: ModelInfo, 
   return { ...labels, ...params.labels };
 }
 
-export function configChanges(params: BakeModelImageParameters, model: ModelInfo, base: { digest: string }): ConfigChanges {
+export function configChanges(params: BakeModelImageParameters, model: HashedModel, base: { digest: string }): ConfigChanges {
   const { modelPath } = modelPaths(params, model);
   const env: Array<[string, string]> = [
     ['MODEL_PATH', modelPath],

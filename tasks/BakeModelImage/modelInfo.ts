@@ -1,15 +1,18 @@
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TaskError } from '../common/errors';
-import { sha256File } from '../common/fsutil';
 import { compareByteOrder, folderSha256, MODEL_MANIFEST_FILE, readModelManifest, type ModelManifest } from '../FetchModel/modelManifest';
 
 /** What the image says about its model: from FetchModel's model-manifest.json when there is one. */
 export interface ModelInfo {
   name: string;
   version?: string;
-  /** Hex SHA-256 as model-manifest.json defines it: the file's, or the folder digest. */
-  sha256: string;
+  /**
+   * Hex SHA-256 as model-manifest.json defines it: the file's, or the folder digest. Without a
+   * manifest it is left for `modelSha256FromLayer`, hashed in the same read that builds the layer.
+   */
+  sha256?: string;
   sizeBytes: number;
   sourceUri?: string;
   sourceType?: string;
@@ -20,6 +23,9 @@ export interface ModelInfo {
   servedFile?: string;
   fromManifest: boolean;
 }
+
+/** A model whose sha256 is known (after the layer is built, at the latest). */
+export type HashedModel = ModelInfo & { sha256: string };
 
 export interface ModelOverrides {
   name?: string;
@@ -67,7 +73,7 @@ export async function readModelInfo(modelPath: string, overrides: ModelOverrides
     return {
       name: overrides.name ?? described?.name ?? nameFromPath(modelPath),
       version: overrides.version ?? described?.version,
-      sha256: described?.sha256 ?? (await sha256File(modelPath)),
+      sha256: described?.sha256,
       sizeBytes: stat.size,
       sourceUri: described?.source.uri,
       sourceType: described?.source.type,
@@ -92,22 +98,33 @@ export async function readModelInfo(modelPath: string, overrides: ModelOverrides
       fromManifest: true,
     };
   }
-  const files = listFiles(modelPath);
-  if (files.length === 0) throw new TaskError(`The model folder ${modelPath} has no files.`);
-  const hashed = [];
-  let sizeBytes = 0;
-  for (const rel of files) {
-    const full = path.join(modelPath, ...rel.split('/'));
-    sizeBytes += fs.statSync(full).size;
-    hashed.push({ path: rel, sha256: await sha256File(full) });
-  }
+  if (listFiles(modelPath).length === 0) throw new TaskError(`The model folder ${modelPath} has no files.`);
   return {
     name: overrides.name ?? nameFromPath(modelPath),
     version: overrides.version,
-    sha256: folderSha256(hashed),
-    sizeBytes,
+    sizeBytes: listFiles(modelPath).reduce((n, rel) => n + fs.statSync(path.join(modelPath, ...rel.split('/'))).size, 0),
     sourcePath: modelPath,
     isFolder: true,
     fromManifest: false,
   };
 }
+
+/** Collects each model file's SHA-256 while the layer is built (see writeLayer's onFileBytes). */
+export class ModelFileHasher {
+  private readonly hashes = new Map<string, crypto.Hash>();
+
+  readonly onFileBytes = (file: string, chunk: Buffer): void => {
+    let hash = this.hashes.get(file);
+    if (!hash) this.hashes.set(file, (hash = crypto.createHash('sha256')));
+    hash.update(chunk);
+  };
+
+  /** The model's sha256 as model-manifest.json defines it, from the hashes collected. */
+  modelSha256(model: ModelInfo): string {
+    const hexOf = (file: string) => this.hashes.get(file)?.copy().digest('hex') ?? EMPTY_SHA256;
+    if (!model.isFolder) return hexOf(model.sourcePath);
+    return folderSha256(listFiles(model.sourcePath).map((rel) => ({ path: rel, sha256: hexOf(path.join(model.sourcePath, ...rel.split('/'))) })));
+  }
+}
+
+const EMPTY_SHA256 = crypto.createHash('sha256').digest('hex');

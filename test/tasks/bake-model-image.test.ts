@@ -130,6 +130,7 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
     assert.ok(inspect.Env.includes('MODEL_PATH=/models/churn/model.onnx'), inspect.Env.join('\n'));
     assert.ok(inspect.Env.includes('MODEL_NAME=churn'));
     assert.ok(inspect.Env.includes('MODEL_VERSION=1.4.2'));
+    assert.ok(inspect.Env.includes(`MODEL_SHA256=${crypto.createHash('sha256').update(model).digest('hex')}`));
     assert.ok(inspect.Env.includes('PATH=/usr/local/bin:/usr/bin:/bin'), 'base env kept');
     const config = await skopeoInspect(registry, `${registry.host}/scoring:101`, 'config');
     assert.deepEqual(config.config.Cmd, ['node', '/app/main.js'], 'base command kept');
@@ -262,6 +263,10 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
     assert.equal(config.config.User, '1000');
     assert.deepEqual(config.config.ExposedPorts, { '3000/tcp': {} });
     assert.ok(config.config.Env.includes('MODEL_PATH=/models/ranker'));
+    // No model-manifest.json: the folder digest is hashed as FetchModel defines it (sorted `sha256sum` lines).
+    const sum = (f: string) => crypto.createHash('sha256').update(fs.readFileSync(path.join(modelDir, f))).digest('hex');
+    const folderDigest = crypto.createHash('sha256').update(`${sum('model.onnx')}  model.onnx\n${sum('tokenizer/vocab.txt')}  tokenizer/vocab.txt\n`).digest('hex');
+    assert.ok(config.config.Env.includes(`MODEL_SHA256=${folderDigest}`), config.config.Env.join('\n'));
     assert.ok(config.config.Env.includes('LOG_LEVEL=debug'));
     assert.equal(config.config.Labels.team, 'ml');
     assert.equal(config.config.Labels['org.modeldelivery.pipeline.runId'], '42');

@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import type { Readable } from 'node:stream';
 import { TaskError, errorMessage } from '../errors';
 import { backoffDelay, isTransientError, isTransientStatus, TransientHttpError, parseRetryAfter } from '../retry';
 import { scrub } from '../secrets';
@@ -13,7 +13,8 @@ import type { RegistryClient } from './registry';
  * to go on from; a registry that dropped the session gets a fresh one. PUT ?digest= commits.
  */
 
-export type BlobSource = { digest: string; size: number } & ({ file: string } | { bytes: Buffer });
+/** A blob to push: small ones as bytes, layers as a reader of any byte range (so a chunk can be sent again). */
+export type BlobSource = { digest: string; size: number } & ({ open(start: number, end: number): Readable } | { bytes: Buffer });
 
 export interface PushBlobOptions {
   /** Repositories on the same registry that hold the blob (the base image's). */
@@ -106,7 +107,7 @@ async function uploadMonolithic(client: RegistryClient, repository: string, blob
  * Large blobs (layers) from a file: PATCH chunk by chunk. Every failure costs one of
  * `maxFailures`; the session's Range says how much the registry kept, so only the rest is sent.
  */
-async function uploadChunked(client: RegistryClient, repository: string, blob: { digest: string; size: number; file: string }, opts: PushBlobOptions): Promise<PushBlobResult> {
+async function uploadChunked(client: RegistryClient, repository: string, blob: { digest: string; size: number; open(start: number, end: number): Readable }, opts: PushBlobOptions): Promise<PushBlobResult> {
   const scopes = [pushScope(repository)];
   const what = `upload blob ${blob.digest} to ${repository}`;
   const chunkSize = opts.chunkSize && opts.chunkSize > 0 ? opts.chunkSize : blob.size;
@@ -164,7 +165,7 @@ async function uploadChunked(client: RegistryClient, repository: string, blob: {
           path: location,
           scopes,
           headers: { 'content-type': 'application/octet-stream', 'content-range': `${start}-${end - 1}` },
-          body: () => fs.createReadStream(blob.file, { start, end: end - 1, highWaterMark: 1 << 20 }),
+          body: () => blob.open(start, end),
           bodyLength: end - start,
           onBodyBytes: (n) => {
             sentInChunk += n;

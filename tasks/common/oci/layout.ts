@@ -1,5 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { TaskError } from '../errors';
 import { tempPathBeside } from '../fsutil';
 import type { Descriptor, ImageIndex } from './image';
@@ -15,8 +17,8 @@ import { MediaType } from './mediaTypes';
 export interface LayoutBlob {
   digest: string;
   size: number;
-  /** Where the bytes are: a file (moved or copied in), bytes, or a download into the given path. */
-  file?: string;
+  /** Where the bytes are: a reader, bytes, or a download into the given path. */
+  open?: () => Readable;
   bytes?: Buffer;
   download?: (target: string) => Promise<void>;
 }
@@ -53,7 +55,7 @@ export async function writeOciLayout(
     const temp = tempPathBeside(target);
     try {
       if (blob.bytes) fs.writeFileSync(temp, blob.bytes);
-      else if (blob.file) fs.copyFileSync(blob.file, temp);
+      else if (blob.open) await pipeline(blob.open(), fs.createWriteStream(temp));
       else if (blob.download) await blob.download(temp);
       else throw new Error(`no source for blob ${blob.digest}`);
       if (fs.statSync(temp).size !== blob.size) throw new TaskError(`Blob ${blob.digest} for the OCI layout has ${fs.statSync(temp).size} bytes, not ${blob.size}.`);

@@ -203,31 +203,80 @@ function entryOf(full: string, archiveName: string, st: fs.Stats): TarEntry {
   throw new Error(`${full} is neither a file, a folder nor a symbolic link; it cannot go into an image layer.`);
 }
 
+/** One piece of an archive: bytes in memory (headers, padding) or a byte range of a file. */
+type TarSegment = { offset: number; size: number } & ({ bytes: Buffer } | { file: string; fileSize: number });
+
 /**
- * The archive as a stream of buffers: headers, file bytes straight from disk (never a whole
- * file in memory), padding, and the two zero blocks that end it.
+ * An archive described, not written: every header built, every file's place known, so any byte
+ * range of it can be read on demand. An uncompressed layer needs no temp file this way: it is
+ * read once to hash it and again, range by range, to upload it (resuming from any offset).
  */
-export async function* tarStream(entries: readonly TarEntry[], owner: TarOwnership, readChunkSize = 1 << 20): AsyncGenerator<Buffer> {
-  for (const entry of entries) {
-    yield entryHeader(entry, owner);
-    if (entry.kind !== 'file' || entry.size === 0) continue;
-    const handle = await fs.promises.open(entry.sourcePath!, 'r');
-    try {
-      let position = 0;
-      while (position < entry.size) {
-        const buffer = Buffer.allocUnsafe(Math.min(readChunkSize, entry.size - position));
-        const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
-        if (bytesRead === 0) throw new Error(`${entry.sourcePath} shrank while it was being read (expected ${entry.size} bytes, got ${position}). Do not change files while the image is baked.`);
-        position += bytesRead;
-        yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
-      }
-      const after = await handle.stat();
-      if (after.size !== entry.size) throw new Error(`${entry.sourcePath} changed size while it was being read (${entry.size} → ${after.size} bytes). Do not change files while the image is baked.`);
-    } finally {
-      await handle.close();
+export class TarArchive {
+  readonly size: number;
+  private readonly segments: TarSegment[] = [];
+
+  constructor(entries: readonly TarEntry[], owner: TarOwnership) {
+    let offset = 0;
+    const add = (segment: TarSegment) => {
+      this.segments.push(segment);
+      offset += segment.size;
+    };
+    for (const entry of entries) {
+      const header = entryHeader(entry, owner);
+      add({ offset, size: header.length, bytes: header });
+      if (entry.kind !== 'file' || entry.size === 0) continue;
+      add({ offset, size: entry.size, file: entry.sourcePath!, fileSize: entry.size });
+      const pad = padding(entry.size);
+      if (pad) add({ offset, size: pad.length, bytes: pad });
     }
-    const pad = padding(entry.size);
-    if (pad) yield pad;
+    add({ offset, size: BLOCK * 2, bytes: Buffer.alloc(BLOCK * 2) });
+    this.size = offset;
   }
-  yield Buffer.alloc(BLOCK * 2);
+
+  /**
+   * Bytes [start, end) of the archive, straight from the files, in chunks of at most `chunkSize`.
+   * `onFileBytes` sees each file's own bytes as they pass (to hash the files in the same read).
+   */
+  async *read(start = 0, end = this.size, chunkSize = 1 << 20, onFileBytes?: (file: string, chunk: Buffer) => void): AsyncGenerator<Buffer> {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.segments[mid].offset <= start) lo = mid;
+      else hi = mid - 1;
+    }
+    for (let i = lo; i < this.segments.length; i++) {
+      const segment = this.segments[i];
+      if (segment.offset >= end) return;
+      const from = Math.max(start, segment.offset) - segment.offset;
+      const to = Math.min(end, segment.offset + segment.size) - segment.offset;
+      if (to <= from) continue;
+      if ('bytes' in segment) {
+        yield segment.bytes.subarray(from, to);
+        continue;
+      }
+      for await (const chunk of readFileRange(segment.file, segment.fileSize, from, to, chunkSize)) {
+        onFileBytes?.(segment.file, chunk);
+        yield chunk;
+      }
+    }
+  }
+}
+
+async function* readFileRange(file: string, expectedSize: number, from: number, to: number, chunkSize: number): AsyncGenerator<Buffer> {
+  const handle = await fs.promises.open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    if (size !== expectedSize) throw new Error(`${file} changed size while the image was baked (${expectedSize} → ${size} bytes). Do not change files while the image is baked.`);
+    let position = from;
+    while (position < to) {
+      const buffer = Buffer.allocUnsafe(Math.min(chunkSize, to - position));
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+      if (bytesRead === 0) throw new Error(`${file} shrank while it was being read (expected ${expectedSize} bytes). Do not change files while the image is baked.`);
+      position += bytesRead;
+      yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
+    }
+  } finally {
+    await handle.close();
+  }
 }
