@@ -112,7 +112,10 @@ export function azureConnection(inputName: string, connectionId: string): AzureC
   const tenantId = endpointAuth(connectionId, 'tenantid') ?? '';
   const clientId = endpointAuth(connectionId, 'serviceprincipalid');
   const subscriptionId = endpointData(connectionId, 'subscriptionId');
-  const common = { authorityHost, additionallyAllowedTenants: ['*'] };
+  // Instance discovery asks login.microsoftonline.com about the authority; an authority that is not a
+  // public cloud's (Azure Stack, a private sovereign endpoint) is trusted as configured instead.
+  const knownAuthority = Object.values(CLOUDS).some((c) => c.authorityHost === authorityHost);
+  const common = { authorityHost, additionallyAllowedTenants: ['*'], disableInstanceDiscovery: !knownAuthority };
 
   let scheme: AzureAuthScheme;
   let credential: TokenCredential;
