@@ -27,6 +27,11 @@ export interface NodeRuntimeOptions {
   nodeBinary?: string;
   /** More ELF files whose libraries the image must carry (e.g. a native addon). */
   extraElfFiles?: string[];
+  /**
+   * Also the host's npm (/usr/local/bin/npm), /bin/sh and /usr/bin/env: a base for a Dockerfile's build
+   * stage (RUN npm ci), as node:20-bookworm-slim is for real users. The runtime base leaves them out.
+   */
+  buildTools?: boolean;
 }
 
 /** Libraries native addons link that node itself may not (onnxruntime-node needs librt). */
@@ -71,8 +76,10 @@ export async function buildNodeRuntimeRootfsTar(outPath: string, options: NodeRu
     fs.copyFileSync(nodeBinary, path.join(binDir, 'node'));
     fs.chmodSync(path.join(binDir, 'node'), 0o755);
 
+    const elfFiles = [nodeBinary, ...(options.extraElfFiles ?? [])];
+    if (options.buildTools) elfFiles.push(...(await stageBuildTools(root)));
     const libraries = new Set<string>();
-    for (const elf of [nodeBinary, ...(options.extraElfFiles ?? [])]) {
+    for (const elf of elfFiles) {
       for (const library of await sharedLibraries(elf)) libraries.add(library);
     }
     const libcDir = [...libraries].map((l) => path.dirname(l)).find((dir) => fs.existsSync(path.join(dir, 'libc.so.6')));
@@ -82,7 +89,7 @@ export async function buildNodeRuntimeRootfsTar(outPath: string, options: NodeRu
     for (const library of [...libraries].sort()) stageHostFile(root, library, 0o755);
 
     // Merged-/usr hosts reach /lib and /lib64 through symlinks; the loader path in node does too.
-    for (const top of ['/lib', '/lib64']) {
+    for (const top of options.buildTools ? ['/lib', '/lib64', '/bin'] : ['/lib', '/lib64']) {
       if (fs.existsSync(top) && fs.lstatSync(top).isSymbolicLink() && !fs.existsSync(path.join(root, top))) {
         fs.symlinkSync(fs.readlinkSync(top), path.join(root, top));
       }
@@ -119,6 +126,35 @@ export async function buildNodeRuntimeRootfsTar(outPath: string, options: NodeRu
   }
 }
 
+/** npm with its launchers, and sh and env for RUN lines; returns the ELF files whose libraries they need. */
+async function stageBuildTools(root: string): Promise<string[]> {
+  const { stdout } = await run(process.execPath, [fs.realpathSync(await which('npm')), 'root', '-g']);
+  const npmDir = path.join(stdout.trim(), 'npm');
+  const lib = path.join(root, 'usr', 'local', 'lib', 'node_modules');
+  fs.mkdirSync(lib, { recursive: true });
+  fs.cpSync(npmDir, path.join(lib, 'npm'), { recursive: true, verbatimSymlinks: true });
+  fs.symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', path.join(root, 'usr', 'local', 'bin', 'npm'));
+  fs.symlinkSync('../lib/node_modules/npm/bin/npx-cli.js', path.join(root, 'usr', 'local', 'bin', 'npx'));
+  const shell = fs.realpathSync('/bin/sh');
+  const env = fs.realpathSync('/usr/bin/env');
+  const usrBin = path.join(root, 'usr', 'bin');
+  fs.mkdirSync(usrBin, { recursive: true });
+  fs.copyFileSync(shell, path.join(usrBin, path.basename(shell)));
+  fs.chmodSync(path.join(usrBin, path.basename(shell)), 0o755);
+  if (path.basename(shell) !== 'sh') fs.symlinkSync(path.basename(shell), path.join(usrBin, 'sh'));
+  fs.copyFileSync(env, path.join(usrBin, 'env'));
+  fs.chmodSync(path.join(usrBin, 'env'), 0o755);
+  return [shell, env];
+}
+
+async function which(command: string): Promise<string> {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const candidate = path.join(dir, command);
+    if (dir && fs.existsSync(candidate)) return candidate;
+  }
+  throw new Error(`${command} is not on PATH`);
+}
+
 /** Options podman needs on this kind of machine (and CI): runc, bounded ulimits, cgroupfs. */
 export const PODMAN_GLOBAL_ARGS = ['--cgroup-manager', 'cgroupfs'];
 export const PODMAN_RUN_ARGS = ['--runtime', 'runc', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024'];
@@ -139,7 +175,7 @@ export async function podmanUnusableReason(): Promise<string | undefined> {
   return undefined;
 }
 
-/** `podman import` of a rootfs tar as a local image tag, with node as the default command. */
+/** `podman import` of a rootfs tar as a local image tag, with node as the default command; returns the image ID. */
 export async function importNodeRuntimeImage(tar: string, tag: string): Promise<string> {
   const { stdout } = await run('podman', [
     ...PODMAN_GLOBAL_ARGS, 'import',
@@ -147,5 +183,6 @@ export async function importNodeRuntimeImage(tar: string, tag: string): Promise<
     '--change', 'CMD ["/usr/local/bin/node"]',
     tar, tag,
   ], { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 });
-  return stdout.trim().split('\n').pop() ?? '';
+  // The last line is the image ID, as "sha256:<hex>" on some podman versions: `podman rmi` takes the bare hex.
+  return (stdout.trim().split('\n').pop() ?? '').replace(/^sha256:/, '');
 }
