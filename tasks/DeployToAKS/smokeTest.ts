@@ -79,7 +79,7 @@ export async function runSmokeTest(send: SendRequest, spec: SmokeTestSpec, log: 
     try {
       ready = await send('GET', spec.readyPath, undefined, headers);
       if (ready.status === 200) break;
-      lastError = `HTTP ${ready.status}: ${clip(ready.body)}`;
+      lastError = `HTTP ${ready.status}${ready.body.trim() ? `: ${clip(ready.body.trim())}` : ''}`;
     } catch (err) {
       lastError = (err as Error).message;
     }
