@@ -138,7 +138,13 @@ describe('task.json contracts', () => {
       });
 
       it('reads every input it declares, and declares every input it reads', () => {
-        const params = fs.readFileSync(path.join(repoRoot, 'tasks', name, 'parameters.ts'), 'utf8');
+        // parameters.ts, and the shared input modules it imports (e.g. storage connection inputs).
+        const paramsFile = path.join(repoRoot, 'tasks', name, 'parameters.ts');
+        const own = fs.readFileSync(paramsFile, 'utf8');
+        const imported = [...own.matchAll(/from '(\.\.?\/[^']+)'/g)]
+          .map((m) => path.resolve(path.dirname(paramsFile), `${m[1]}.ts`))
+          .filter((f) => fs.existsSync(f) && !f.endsWith(path.join('common', 'inputs.ts')));
+        const params = [own, ...imported.map((f) => fs.readFileSync(f, 'utf8'))].join('\n');
         const read = new Set([...params.matchAll(/\b(?:optionalString|requiredString|secretString|enumInput|booleanInput|integerInput|byteSizeInput|existingPath|listInput|mapInput|connectionInput)\(\s*'([^']+)'/g)].map((m) => m[1]));
         for (const r of read) assert.ok(inputNames.has(r), `parameters.ts reads '${r}', which task.json does not declare`);
         for (const i of inputNames) assert.ok(read.has(i) || params.includes(`'${i}'`), `task.json declares '${i}', which parameters.ts never reads`);
