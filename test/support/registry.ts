@@ -107,3 +107,107 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     },
   };
 }
+
+/**
+ * A stand-in for Azure Container Registry's token service in front of a real registry: it
+ * answers `/v2/` with a bearer challenge naming its own `/oauth2/token`, exchanges an Entra ID
+ * access token for a refresh token at `/oauth2/exchange`, hands out scoped access tokens, and
+ * forwards authorised `/v2/` calls to the registry with the registry's basic credentials.
+ */
+export interface AcrFront {
+  host: string;
+  url: string;
+  /** What the front saw: exchanges (with the tenant asked for), token grants (with scopes), refusals. */
+  events: Array<{ kind: 'exchange' | 'token' | 'refused' | 'forward'; detail: string }>;
+  stop(): Promise<void>;
+}
+
+export async function startAcrFront(opts: { registry: TestRegistry; entraToken: string; tenantId?: string }): Promise<AcrFront> {
+  const http = await import('node:http');
+  const refreshTokens = new Set<string>();
+  const accessTokens = new Map<string, string[]>();
+  const events: AcrFront['events'] = [];
+  const upstream = new URL(opts.registry.url);
+  const basic = `Basic ${Buffer.from(`${opts.registry.username}:${opts.registry.password}`).toString('base64')}`;
+  let host = '';
+
+  const readForm = (req: import('node:http').IncomingMessage) =>
+    new Promise<URLSearchParams>((resolve) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve(new URLSearchParams(body)));
+    });
+  const json = (res: import('node:http').ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+  const challenge = (res: import('node:http').ServerResponse, scope?: string) => {
+    res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': `Bearer realm="http://${host}/oauth2/token",service="${host}"${scope ? `,scope="${scope}"` : ''}` });
+    res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] }));
+  };
+
+  const server = http.createServer(async (req, res) => {
+    const url = new URL(req.url ?? '/', `http://${host}`);
+    if (req.method === 'POST' && url.pathname === '/oauth2/exchange') {
+      const form = await readForm(req);
+      if (form.get('grant_type') !== 'access_token' || form.get('access_token') !== opts.entraToken || form.get('service') !== host || (opts.tenantId && form.get('tenant') !== opts.tenantId)) {
+        events.push({ kind: 'refused', detail: `exchange grant=${form.get('grant_type')} service=${form.get('service')} tenant=${form.get('tenant')}` });
+        return json(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'invalid Entra ID token' }] });
+      }
+      const refresh = `acr-refresh-${crypto.randomBytes(16).toString('hex')}`;
+      refreshTokens.add(refresh);
+      events.push({ kind: 'exchange', detail: `tenant=${form.get('tenant')}` });
+      return json(res, 200, { refresh_token: refresh });
+    }
+    if (req.method === 'POST' && url.pathname === '/oauth2/token') {
+      const form = await readForm(req);
+      if (form.get('grant_type') !== 'refresh_token' || !refreshTokens.has(form.get('refresh_token') ?? '')) {
+        events.push({ kind: 'refused', detail: 'token with an unknown refresh token' });
+        return json(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'invalid refresh token' }] });
+      }
+      const scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
+      const access = `acr-access-${crypto.randomBytes(16).toString('hex')}`;
+      accessTokens.set(access, scopes);
+      events.push({ kind: 'token', detail: scopes.join(' ') });
+      return json(res, 200, { access_token: access, expires_in: 300 });
+    }
+    if (!url.pathname.startsWith('/v2/')) return json(res, 404, {});
+    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const granted = token ? accessTokens.get(token) : undefined;
+    if (!granted) return challenge(res);
+    // /v2/<name>/(blobs|manifests|tags)/... needs pull, or push for anything that writes.
+    const m = /^\/v2\/(.+?)\/(blobs|manifests|tags)\//.exec(url.pathname);
+    if (m) {
+      const action = req.method === 'GET' || req.method === 'HEAD' ? 'pull' : 'push';
+      const ok = granted.some((s) => {
+        const [type, name, actions] = s.split(':');
+        return type === 'repository' && name === m[1] && actions.split(',').includes(action);
+      });
+      if (!ok) return challenge(res, `repository:${m[1]}:${action}`);
+      const from = url.searchParams.get('from');
+      if (from && !granted.some((s) => s.startsWith(`repository:${from}:`))) return challenge(res, `repository:${from}:pull`);
+    }
+    events.push({ kind: 'forward', detail: `${req.method} ${url.pathname}` });
+    const headers = { ...req.headers, host: upstream.host, authorization: basic };
+    const forward = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    forward.on('error', () => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end();
+    });
+    req.pipe(forward);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  host = `127.0.0.1:${port}`;
+  return {
+    host,
+    url: `http://${host}`,
+    events,
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
