@@ -21,7 +21,7 @@ interface TaskJson {
   name: string;
   version: { Major: number; Minor: number; Patch: number };
   instanceNameFormat: string;
-  groups?: Array<{ name: string }>;
+  groups?: Array<{ name: string; visibleRule?: string }>;
   inputs: TaskInput[];
   outputVariables?: Array<{ name: string }>;
   messages?: Record<string, string>;
@@ -124,16 +124,19 @@ describe('task.json contracts', () => {
 
       it('has help on every input, real groups, and visibleRules that name real inputs', () => {
         assert.equal(inputNames.size, task.inputs.length, 'input names are unique');
+        const rules = [...task.inputs.map((i) => [i.name, i.visibleRule]), ...(task.groups ?? []).map((g) => [`group ${g.name}`, g.visibleRule])] as Array<[string, string | undefined]>;
+        for (const [owner, rule] of rules) {
+          if (!rule) continue;
+          assert.ok(!(rule.includes('&&') && rule.includes('||')), `${owner}'s visibleRule mixes && and ||, which Azure Pipelines does not evaluate`);
+          for (const clause of rule.split(/\s*(?:&&|\|\|)\s*/)) {
+            const referenced = clause.trim().split(/\s*(?:==|!=|=|<=|>=|<|>|NotEndsWith|EndsWith|NotContains|Contains)\s*/)[0];
+            assert.ok(inputNames.has(referenced), `${owner}'s visibleRule names unknown input '${referenced}'`);
+          }
+        }
         for (const input of task.inputs) {
           assert.ok(input.helpMarkDown && input.helpMarkDown.length > 10, `${input.name} needs helpMarkDown`);
           assert.ok(input.label, `${input.name} needs a label`);
           if (input.groupName) assert.ok(groupNames.has(input.groupName), `${input.name} is in unknown group ${input.groupName}`);
-          if (input.visibleRule) {
-            for (const clause of input.visibleRule.split(/\s*(?:&&|\|\|)\s*/)) {
-              const referenced = clause.trim().split(/\s*(?:==|!=|=|<=|>=|<|>|NotEndsWith|EndsWith|NotContains|Contains)\s*/)[0];
-              assert.ok(inputNames.has(referenced), `${input.name}'s visibleRule names unknown input '${referenced}'`);
-            }
-          }
         }
       });
 
