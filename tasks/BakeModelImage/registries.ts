@@ -1,6 +1,6 @@
 import { azureConnection } from '../common/connections/azureResourceManager';
 import { registryConnection } from '../common/connections/dockerRegistry';
-import { InputError } from '../common/errors';
+import { InputError, TaskError, errorMessage } from '../common/errors';
 import type { RegistryCredential } from '../common/oci/auth';
 import { apiHostOf } from '../common/oci/reference';
 import { RegistryClient } from '../common/oci/registry';
@@ -37,8 +37,13 @@ export function connectRegistries(params: BakeModelImageParameters): Registries 
         source: `Azure service connection '${conn.connectionId}' (${conn.input})`,
         tenantId: az.tenantId || undefined,
         getEntraToken: async () => {
-          const token = await az.credential.getToken(scope);
-          if (!token) throw new Error(`no Entra ID token for ${scope}`);
+          let token: Awaited<ReturnType<typeof az.credential.getToken>>;
+          try {
+            token = await az.credential.getToken(scope);
+          } catch (err) {
+            throw new TaskError(`Azure service connection '${conn.connectionId}' (${conn.input}) could not sign in to push to ${params.target!.registry}: ${errorMessage(err)}`, { cause: err });
+          }
+          if (!token) throw new TaskError(`Azure service connection '${conn.connectionId}' (${conn.input}) returned no Entra ID token for ${scope}.`);
           return token.token;
         },
       };

@@ -122,7 +122,8 @@ export interface AcrFront {
   stop(): Promise<void>;
 }
 
-export async function startAcrFront(opts: { registry: TestRegistry; entraToken: string; tenantId?: string }): Promise<AcrFront> {
+export async function startAcrFront(opts: { registry: TestRegistry; entraToken: string | ((token: string) => boolean); tenantId?: string }): Promise<AcrFront> {
+  const entraTokenOk = (token: string | null) => !!token && (typeof opts.entraToken === 'string' ? token === opts.entraToken : opts.entraToken(token));
   const http = await import('node:http');
   const refreshTokens = new Set<string>();
   const accessTokens = new Map<string, string[]>();
@@ -149,7 +150,7 @@ export async function startAcrFront(opts: { registry: TestRegistry; entraToken: 
     const url = new URL(req.url ?? '/', `http://${host}`);
     if (req.method === 'POST' && url.pathname === '/oauth2/exchange') {
       const form = await readForm(req);
-      if (form.get('grant_type') !== 'access_token' || form.get('access_token') !== opts.entraToken || form.get('service') !== host || (opts.tenantId && form.get('tenant') !== opts.tenantId)) {
+      if (form.get('grant_type') !== 'access_token' || !entraTokenOk(form.get('access_token')) || form.get('service') !== host || (opts.tenantId && form.get('tenant') !== opts.tenantId)) {
         events.push({ kind: 'refused', detail: `exchange grant=${form.get('grant_type')} service=${form.get('service')} tenant=${form.get('tenant')}` });
         return json(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'invalid Entra ID token' }] });
       }
