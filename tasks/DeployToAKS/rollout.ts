@@ -43,8 +43,8 @@ export function revisionOf(obj: KubeObject | undefined): number | undefined {
 }
 
 export class RolloutWaiter {
-  /** ReplicaSet name → revision, so each ReplicaSet is fetched once. */
-  private readonly replicaSetRevision = new Map<string, number | undefined>();
+  /** ReplicaSet name → its revision, and the Deployment revision it was last looked up for: each is fetched once per revision. */
+  private readonly replicaSetRevision = new Map<string, Promise<{ revision?: number; checkedAt: number }>>();
   private readonly reported = new Map<string, DiagnosedProblem>();
 
   constructor(
@@ -167,15 +167,21 @@ export class RolloutWaiter {
     const owner = pod.metadata.ownerReferences?.find((o) => o.kind === 'ReplicaSet' && o.controller !== false);
     const current = revisionOf(deployment);
     if (!owner || current === undefined) return false;
-    let revision = this.replicaSetRevision.get(owner.name);
-    // A rollback gives an old ReplicaSet a new revision number, so a smaller cached one is looked up again.
-    if (revision === undefined || revision < current) {
-      const rs = await this.client.get<KubeObject>(resourcePath(mappingOf('ReplicaSet'), this.namespace, owner.name));
-      const ownedHere = rs?.metadata.ownerReferences?.some((o) => o.kind === 'Deployment' && o.uid === deployment.metadata.uid);
-      revision = ownedHere ? revisionOf(rs) : undefined;
-      if (revision !== undefined) this.replicaSetRevision.set(owner.name, revision);
+    // Pod events arrive in bursts: the lookup is shared while in flight, so each ReplicaSet is fetched once.
+    let pending = this.replicaSetRevision.get(owner.name);
+    const known = pending ? await pending : undefined;
+    // A rollback gives an old ReplicaSet a new revision number, so an older answer is looked up again once per revision.
+    if (!known || (known.checkedAt < current && (known.revision === undefined || known.revision < current))) {
+      if (this.replicaSetRevision.get(owner.name) === pending) {
+        pending = this.client.get<KubeObject>(resourcePath(mappingOf('ReplicaSet'), this.namespace, owner.name)).then((rs) => {
+          const ownedHere = rs?.metadata.ownerReferences?.some((o) => o.kind === 'Deployment' && o.uid === deployment.metadata.uid);
+          return { revision: ownedHere ? revisionOf(rs) : undefined, checkedAt: current };
+        }, () => ({ revision: undefined, checkedAt: -1 }));
+        this.replicaSetRevision.set(owner.name, pending);
+      }
     }
-    return revision !== undefined && revision >= current;
+    const answer = await this.replicaSetRevision.get(owner.name)!;
+    return answer.revision !== undefined && answer.revision >= current;
   }
 
   /** Logs a problem the first time it is seen for a pod, with the pod's events and (for crashes) its last log lines. */
