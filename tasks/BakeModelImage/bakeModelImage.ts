@@ -8,10 +8,10 @@ import { RunSummary, formatBytes, formatDuration } from '../common/summary';
 import { pushScope } from '../common/oci/auth';
 import { pushBlob, type PushBlobResult } from '../common/oci/blobUpload';
 import { excludeMatcher, parseExcludeLines } from '../common/oci/excludes';
-import { appendLayer, mutateConfig, serializeImage, setManifestAnnotations, familyOfImage, formatPlatform, type Descriptor, type Image } from '../common/oci/image';
+import { appendLayer, mutateConfig, serializeImage, setManifestAnnotations, familyOfImage, formatPlatform, withOciMediaTypes, type Descriptor, type Image } from '../common/oci/image';
 import { fileRange, writeLayer, type BuiltLayer } from '../common/oci/layer';
 import { writeOciLayout, type LayoutBlob } from '../common/oci/layout';
-import { layerMediaTypeOf } from '../common/oci/mediaTypes';
+import { layerMediaTypeOf, MediaType } from '../common/oci/mediaTypes';
 import { formatReference } from '../common/oci/reference';
 import { ImageNotFoundError, resolveImage, type ResolvedImage } from '../common/oci/resolve';
 import { collectEntries, type TarOwnership } from '../common/oci/tar';
@@ -143,6 +143,9 @@ async function pushImage(
 }
 
 async function writeLayout(params: BakeModelImageParameters, registries: Registries, base: ResolvedImage, layers: PlannedLayer[], serialized: ReturnType<typeof serializeImage>, tags: string[]): Promise<void> {
+  if (serialized.manifestMediaType !== MediaType.ociManifest) {
+    throw new Error('an OCI layout holds OCI manifests only');
+  }
   const blobs: LayoutBlob[] = [
     ...base.image.manifest.layers.map((l) => ({ digest: l.digest, size: l.size, download: (file: string) => registries.base.downloadBlob(params.baseImage.repository, l.digest, file).then(() => undefined) })),
     ...layers.map((l) => ({ digest: l.built.digest, size: l.built.size, open: () => l.built.open(0, l.built.size) })),
@@ -180,7 +183,12 @@ export async function bakeModelImage(params: BakeModelImageParameters): Promise<
 
     let tally: PushTally | undefined;
     if (registries.target) tally = await pushImage(params, registries, base, layers, serialized, tags, workDir);
-    if (params.outputLayout) await writeLayout(params, registries, base, layers, serialized, tags);
+    if (params.outputLayout) {
+      // skopeo and podman read only OCI manifests from a layout: a Docker v2 image goes in with OCI media types (same blobs, other manifest digest).
+      const forLayout = family === 'oci' ? serialized : serializeImage(setManifestAnnotations(withOciMediaTypes(image), changes.labels ?? {}));
+      if (forLayout !== serialized) console.log(`The OCI layout holds the image with OCI media types: manifest ${forLayout.manifestDigest} (pushed as Docker v2: ${serialized.manifestDigest}).`);
+      await writeLayout(params, registries, base, layers, forLayout, tags);
+    }
 
     const digest = serialized.manifestDigest;
     const ref = params.target ? `${params.target.registry}/${params.target.repository}@${digest}` : `${path.basename(params.outputLayout ?? 'image')}@${digest}`;

@@ -314,13 +314,33 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
   it('keeps a Docker v2 base a Docker v2 image', async () => {
     await makeBaseImage(registry, { repository: 'apps/docker-style', tag: '3', format: 'v2s2' });
     const modelFile = fetchedModelFile(path.join(work, 'm6'), 'dock', '1', randomBytes(20_000, 'dock'));
-    const r = succeeded(await bake({ repository: `${host}/docker-out`, baseImage: `${host}/apps/docker-style:3`, modelPath: modelFile, compressionLevel: '9' }));
+    const layoutDir = path.join(work, 'layout-6');
+    const r = succeeded(await bake({ repository: `${host}/docker-out`, baseImage: `${host}/apps/docker-style:3`, modelPath: modelFile, compressionLevel: '9', outputLayout: layoutDir, tags: 'v2' }));
     const raw = await skopeoInspect(registry, `${registry.host}/docker-out@${r.outputs.ImageDigest}`, 'raw');
     assert.equal(raw.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
     assert.equal(raw.config.mediaType, 'application/vnd.docker.container.image.v1+json');
     assert.deepEqual(raw.layers.map((l: { mediaType: string }) => l.mediaType), ['application/vnd.docker.image.rootfs.diff.tar.gzip', 'application/vnd.docker.image.rootfs.diff.tar.gzip']);
     assert.equal(raw.annotations, undefined, 'Docker v2 manifests carry no annotations');
     await skopeoCopyToLayout(registry, `${registry.host}/docker-out@${r.outputs.ImageDigest}`, path.join(work, 'copied-6'));
+    // An OCI layout holds OCI manifests only: the same blobs under OCI media types.
+    const layoutManifest = JSON.parse((await run('skopeo', ['inspect', '--raw', `oci:${layoutDir}:v2`])).stdout);
+    assert.equal(layoutManifest.mediaType, 'application/vnd.oci.image.manifest.v1+json');
+    assert.deepEqual(layoutManifest.layers.map((l: { digest: string }) => l.digest), raw.layers.map((l: { digest: string }) => l.digest));
+    assert.equal(layoutManifest.config.digest, raw.config.digest);
+  });
+
+  it('copies the base layers across registries when the base is on another one', async () => {
+    const modelFile = fetchedModelFile(path.join(work, 'm9'), 'cross', '1', randomBytes(8_000, 'cross'));
+    // The base is addressed on the registry itself, the target through the proxy: two registries to the task.
+    const r = succeeded(
+      await runTask('BakeModelImage', {
+        inputs: { connectionType: 'dockerRegistry', dockerRegistryServiceConnection: 'acr-push', repository: `${host}/cross`, baseImage: `${registry.host}/apps/scoring-app:1.0`, baseRegistryConnection: 'base-reg', modelPath: modelFile },
+        endpoints: [endpoint(), { id: 'base-reg', scheme: 'UsernamePassword', auth: { username: registry.username, password: registry.password, registry: registry.url } }],
+      }),
+    );
+    const raw = await skopeoInspect(registry, `${registry.host}/cross@${r.outputs.ImageDigest}`, 'raw');
+    assert.ok(committedBlobs().includes(raw.layers[0].digest), 'the base layer was uploaded to the target');
+    await skopeoCopyToLayout(registry, `${registry.host}/cross@${r.outputs.ImageDigest}`, path.join(work, 'copied-9'));
   });
 
   it('writes only an OCI layout with connection type none', async () => {

@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { appendLayer, checkImage, mergeEnv, mutateConfig, parsePlatform, selectPlatform, serializeImage, setManifestAnnotations, sha256Digest, type Image } from '../../tasks/common/oci/image';
+import { appendLayer, checkImage, mergeEnv, mutateConfig, parsePlatform, selectPlatform, serializeImage, setManifestAnnotations, sha256Digest, withOciMediaTypes, type Image } from '../../tasks/common/oci/image';
 import { layerMediaTypeOf, MediaType } from '../../tasks/common/oci/mediaTypes';
 
 function baseImage(mediaType: string = MediaType.ociManifest): Image {
@@ -60,6 +60,18 @@ describe('oci image mutation (pure)', () => {
     assert.equal(layerMediaTypeOf('docker', 'none'), 'application/vnd.docker.image.rootfs.diff.tar');
     assert.equal(layerMediaTypeOf('docker', 'gzip'), 'application/vnd.docker.image.rootfs.diff.tar.gzip');
     assert.equal(layerMediaTypeOf('oci', 'none'), 'application/vnd.oci.image.layer.v1.tar');
+  });
+
+  it('re-labels a Docker v2 image with OCI media types for a layout, keeping every blob', () => {
+    const docker = baseImage(MediaType.dockerManifest);
+    docker.manifest.config.mediaType = MediaType.dockerConfig;
+    docker.manifest.layers = [{ mediaType: MediaType.dockerLayerGzip, digest: 'sha256:' + '1'.repeat(64), size: 10 }, { mediaType: MediaType.dockerLayer, digest: 'sha256:' + '4'.repeat(64), size: 5 }];
+    const oci = withOciMediaTypes(docker);
+    assert.equal(oci.manifestMediaType, MediaType.ociManifest);
+    assert.equal(oci.manifest.config.mediaType, MediaType.ociConfig);
+    assert.deepEqual(oci.manifest.layers.map((l) => [l.mediaType, l.digest]), [[MediaType.ociLayerGzip, 'sha256:' + '1'.repeat(64)], [MediaType.ociLayer, 'sha256:' + '4'.repeat(64)]]);
+    assert.equal(serializeImage(oci).configDescriptor.digest, serializeImage(docker).configDescriptor.digest);
+    assert.equal(docker.manifest.layers[0].mediaType, MediaType.dockerLayerGzip, 'the input is untouched');
   });
 
   it('refuses a base whose config and manifest disagree on the layer count', () => {

@@ -1,4 +1,4 @@
-import { minimatch } from 'minimatch';
+import { Minimatch } from 'minimatch';
 
 /**
  * A `.dockerignore`-style exclude list: patterns relative to the folder's root, `**` for any
@@ -15,6 +15,7 @@ export interface ExcludeMatcher {
 interface Rule {
   negated: boolean;
   pattern: string;
+  matcher: Minimatch;
 }
 
 /** Cleans one line as Docker does: comments and blanks dropped, leading `/` and `./` removed. */
@@ -32,14 +33,14 @@ export function excludeMatcher(lines: readonly string[]): ExcludeMatcher {
     let pattern = (negated ? raw.slice(1) : raw).trim().replace(/\\/g, '/');
     pattern = pattern.replace(/^(\.\/|\/)+/, '').replace(/\/+$/, '');
     if (!pattern || pattern === '.') continue;
-    rules.push({ negated, pattern });
+    rules.push({ negated, pattern, matcher: new Minimatch(pattern, { dot: true }) });
   }
-  const matches = (rel: string, pattern: string): boolean => {
-    if (minimatch(rel, pattern, { dot: true })) return true;
+  const matches = (rel: string, matcher: Minimatch): boolean => {
+    if (matcher.match(rel)) return true;
     // A pattern naming a folder covers what is inside it.
     const parts = rel.split('/');
     for (let i = 1; i < parts.length; i++) {
-      if (minimatch(parts.slice(0, i).join('/'), pattern, { dot: true })) return true;
+      if (matcher.match(parts.slice(0, i).join('/'))) return true;
     }
     return false;
   };
@@ -48,7 +49,7 @@ export function excludeMatcher(lines: readonly string[]): ExcludeMatcher {
     hasNegations: rules.some((r) => r.negated),
     isExcluded(relativePath: string): boolean {
       let excluded = false;
-      for (const rule of rules) if (matches(relativePath, rule.pattern)) excluded = !rule.negated;
+      for (const rule of rules) if (matches(relativePath, rule.matcher)) excluded = !rule.negated;
       return excluded;
     },
   };

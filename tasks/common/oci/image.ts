@@ -1,5 +1,5 @@
 import * as crypto from 'node:crypto';
-import { configMediaTypeOf, familyOf, type ManifestFamily } from './mediaTypes';
+import { configMediaTypeOf, familyOf, MediaType, type ManifestFamily } from './mediaTypes';
 
 /**
  * Image mutation with no I/O: appending a layer updates `manifest.layers`,
@@ -219,4 +219,23 @@ function variantMatches(wanted: Platform, candidate: Platform): boolean {
 /** The index entry for the platform, or undefined; entries without a platform are skipped (attestations). */
 export function selectPlatform(index: ImageIndex, wanted: Platform): Descriptor | undefined {
   return index.manifests.find((m) => m.platform && m.platform.os === wanted.os && m.platform.architecture === wanted.architecture && variantMatches(wanted, m.platform));
+}
+
+const DOCKER_TO_OCI_LAYER: Record<string, string> = {
+  [MediaType.dockerLayerGzip]: MediaType.ociLayerGzip,
+  [MediaType.dockerLayer]: MediaType.ociLayer,
+  [MediaType.dockerForeignLayerGzip]: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+};
+
+/**
+ * The same image with OCI media types (same blobs, so the same layers and config bytes): what an
+ * OCI image layout must hold, since skopeo and podman only read OCI manifests from a layout.
+ */
+export function withOciMediaTypes(image: Image): Image {
+  if (familyOfImage(image) === 'oci') return image;
+  const manifest = structuredClone(image.manifest);
+  manifest.mediaType = MediaType.ociManifest;
+  manifest.config = { ...manifest.config, mediaType: MediaType.ociConfig };
+  manifest.layers = manifest.layers.map((l) => ({ ...l, mediaType: DOCKER_TO_OCI_LAYER[l.mediaType] ?? l.mediaType }));
+  return { ...image, manifestMediaType: MediaType.ociManifest, manifest };
 }
