@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -105,6 +106,31 @@ describe('DeployToAKS (bundled) against the Kubernetes API test server', functio
       assert.equal(run.outputs.DeployedImage, second);
       assert.ok(run.summaries[0].includes(first) && run.summaries[0].includes(second), run.summaries[0]);
       assert.ok(kube.objects('Pod', ns).every((p) => (p as KubeObj).spec.containers[0].image === second), 'no old pods left');
+    });
+  });
+
+  describe('server-side apply conflicts', () => {
+    it('names the other field manager on a conflict, and takes the fields over only with forceConflicts', async () => {
+      const ns = freshNamespace();
+      const image = imageOf(`conflict-${ns}`);
+      assert.equal((await deploy(ns, { imageRef: image, replicas: '2' })).result, 'Succeeded');
+      // Someone scales by hand with their own server-side apply: they now own spec.replicas.
+      const body = JSON.stringify({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'scoring', namespace: ns }, spec: { replicas: 5 } });
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = https.request(`${kube.url}/apis/apps/v1/namespaces/${ns}/deployments/scoring?fieldManager=ops-team&force=true`, { method: 'PATCH', ca: kube.caPem, headers: { Authorization: `Bearer ${kube.token}`, 'Content-Type': 'application/apply-patch+yaml' } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+      assert.equal(status, 200, 'applied as ops-team');
+      const refused = await deploy(ns, { imageRef: image, replicas: '2' });
+      assert.equal(refused.result, 'Failed', describeRun(refused));
+      assert.match(refused.message, /Deployment .*scoring .*fields are owned by another field manager: .*ops-team.*set forceConflicts: true/s);
+      const forced = await deploy(ns, { imageRef: image, replicas: '2', forceConflicts: 'true' });
+      assert.equal(forced.result, 'Succeeded', describeRun(forced));
+      assert.equal(deployment(ns)!.spec.replicas, 2);
     });
   });
 
