@@ -4,12 +4,11 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { startDevOpsServer, type FakeDevOps } from '../support/devopsServer';
 import { makeTempDir, repoRoot } from '../support/paths';
 import { startS3rver, type S3Server } from '../support/s3rver';
 import { describeRun, runTask } from '../support/taskRunner';
 
-/** FetchModel's other sources: S3 (s3rver), another pipeline's artifact (Azure DevOps REST stand-in); PublishModel to S3. */
+/** FetchModel from S3 (s3rver) and PublishModel to S3; pipeline artifacts are in fetch-model-artifact.test.ts. */
 
 const sha256 = (data: Buffer | string) => crypto.createHash('sha256').update(data).digest('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -82,71 +81,5 @@ describe('FetchModel from S3 (s3rver) and PublishModel to S3', function () {
     assert.equal(run.result, 'Succeeded', describeRun(run));
     assert.match(run.summaries.join('\n'), /sha256 metadata, expectedSha256/);
     assert.ok(fs.readFileSync(path.join(work, 'roundtrip', 'model.onnx')).equals(big));
-  });
-});
-
-describe('FetchModel from another pipeline\'s artifact (Azure DevOps REST 7.1 stand-in)', function () {
-  this.timeout(60_000);
-  let devops: FakeDevOps;
-  const work = makeTempDir('fetch-model-artifact-');
-  const model = (label: string) => crypto.createHash('sha512').update(label).digest();
-
-  before(async () => {
-    execFileSync(process.execPath, [path.join(repoRoot, 'build', 'bundle.mjs'), 'FetchModel'], { stdio: 'inherit' });
-    devops = await startDevOpsServer({
-      project: 'ml-platform',
-      pipelines: [
-        {
-          id: 7,
-          name: 'churn-training',
-          runs: [
-            { id: 101, buildNumber: '20261120.1', result: 'succeeded', sourceBranch: 'refs/heads/main', finishTime: '2026-11-20T10:00:00Z', artifacts: { model: { 'churn/model.onnx': model('101'), 'churn/labels.json': Buffer.from('["a"]') } } },
-            { id: 102, buildNumber: '20261121.1', result: 'succeeded', sourceBranch: 'refs/heads/experiment', finishTime: '2026-11-21T10:00:00Z', artifacts: { model: { 'churn/model.onnx': model('102'), 'churn/labels.json': Buffer.from('["b"]') } } },
-            { id: 103, buildNumber: '20261122.1', result: 'failed', sourceBranch: 'refs/heads/main', finishTime: '2026-11-22T10:00:00Z', artifacts: { model: { 'churn/model.onnx': model('103') } } },
-            { id: 104, buildNumber: '20261119.1', result: 'succeeded', sourceBranch: 'refs/heads/main', finishTime: '2026-11-19T10:00:00Z', artifacts: { drop: { 'model.onnx': model('104') } }, containerArtifacts: ['drop'] },
-          ],
-        },
-      ],
-    });
-  });
-  after(async () => {
-    await devops?.stop();
-    fs.rmSync(work, { recursive: true, force: true });
-  });
-
-  const fetch = (inputs: Record<string, string>) =>
-    runTask('FetchModel', {
-      inputs: { source: 'pipelineArtifact', pipeline: 'churn-training', artifactName: 'model', ...inputs },
-      variables: { 'System.CollectionUri': devops.url, 'System.TeamProject': 'ml-platform' },
-      secretVariables: { 'System.AccessToken': devops.token },
-      env: { SYSTEM_ACCESSTOKEN: devops.token },
-    });
-
-  it('the latest successful run on a branch: a folder inside the artifact', async () => {
-    const target = path.join(work, 'main');
-    const run = await fetch({ branch: 'main', modelPath: 'churn/', targetPath: target });
-    assert.equal(run.result, 'Succeeded', describeRun(run));
-    assert.ok(fs.readFileSync(path.join(target, 'model.onnx')).equals(model('101')));
-    assert.deepEqual(fs.readdirSync(target).sort(), ['labels.json', 'model-manifest.json', 'model.onnx']);
-    assert.ok(devops.requests.some((r) => r.includes('/_apis/build/builds?definitions=7&statusFilter=completed&resultFilter=succeeded') && r.includes('branchName=refs%2Fheads%2Fmain')));
-  });
-
-  it('a given run id, one file; the latest successful on any branch otherwise', async () => {
-    const pinned = await fetch({ runId: '102', modelPath: 'churn/model.onnx', targetPath: path.join(work, 'pinned') });
-    assert.equal(pinned.result, 'Succeeded', describeRun(pinned));
-    assert.equal(pinned.outputs.ModelSha256, sha256(model('102')));
-    const any = await fetch({ modelPath: 'churn/model.onnx', targetPath: path.join(work, 'any') });
-    assert.equal(any.outputs.ModelSha256, sha256(model('102')), describeRun(any));
-  });
-
-  it('clear errors: unknown pipeline, missing artifact, build (Container) artifact, bad token', async () => {
-    const noPipe = await fetch({ pipeline: 'nope', targetPath: path.join(work, 'e1') });
-    assert.match(noPipe.message, /No pipeline named 'nope' in project 'ml-platform'. Pipelines there: churn-training/);
-    const noArt = await fetch({ artifactName: 'weights', targetPath: path.join(work, 'e2') });
-    assert.match(noArt.message, /has no artifact 'weights'. Its artifacts: model/);
-    const container = await fetch({ runId: '104', artifactName: 'drop', targetPath: path.join(work, 'e3') });
-    assert.match(container.message, /is a Container artifact/);
-    const denied = await runTask('FetchModel', { inputs: { source: 'pipelineArtifact', pipeline: 'churn-training', artifactName: 'model', targetPath: path.join(work, 'e4') }, variables: { 'System.CollectionUri': devops.url, 'System.TeamProject': 'ml-platform' }, env: { SYSTEM_ACCESSTOKEN: 'wrong-token-value' } });
-    assert.match(denied.message, /Azure DevOps refused to find pipeline 'churn-training' \(HTTP 401\)/);
   });
 });
