@@ -122,7 +122,7 @@ export interface AcrFront {
   stop(): Promise<void>;
 }
 
-export async function startAcrFront(opts: { registry: TestRegistry; entraToken: string | ((token: string) => boolean); tenantId?: string }): Promise<AcrFront> {
+export async function startAcrFront(opts: { registry: TestRegistry; entraToken: string | ((token: string) => boolean); tenantId?: string; anonymousPull?: boolean }): Promise<AcrFront> {
   const entraTokenOk = (token: string | null) => !!token && (typeof opts.entraToken === 'string' ? token === opts.entraToken : opts.entraToken(token));
   const http = await import('node:http');
   const refreshTokens = new Set<string>();
@@ -170,6 +170,22 @@ export async function startAcrFront(opts: { registry: TestRegistry; entraToken: 
       accessTokens.set(access, scopes);
       events.push({ kind: 'token', detail: scopes.join(' ') });
       return json(res, 200, { access_token: access, expires_in: 300 });
+    }
+    if (req.method === 'GET' && url.pathname === '/oauth2/token') {
+      // Docker's token flow (as Docker Hub serves it): basic credentials of the registry, or none for public pulls.
+      const requested = url.searchParams.getAll('scope');
+      let scopes: string[];
+      if (req.headers.authorization === basic) scopes = requested;
+      else if (!req.headers.authorization && opts.anonymousPull) {
+        scopes = requested.map((s) => s.replace(/:[^:]*$/, ':pull'));
+      } else {
+        events.push({ kind: 'refused', detail: `GET token ${req.headers.authorization ? 'with wrong credentials' : 'anonymously'}` });
+        return json(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'incorrect username or password' }] });
+      }
+      const access = `acr-access-${crypto.randomBytes(16).toString('hex')}`;
+      accessTokens.set(access, scopes);
+      events.push({ kind: 'token', detail: `${req.headers.authorization ? 'basic' : 'anonymous'} ${scopes.join(' ')}` });
+      return json(res, 200, { token: access, expires_in: 300 });
     }
     if (!url.pathname.startsWith('/v2/')) return json(res, 404, {});
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];

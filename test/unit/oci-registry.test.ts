@@ -149,6 +149,23 @@ describe('oci registry client: ACR token exchange (stand-in token service in fro
     }
   });
 
+  it('pulls a public image with an anonymous bearer token, and pushes with a token got by basic credentials', async () => {
+    const front = await startAcrFront({ registry, entraToken: 'unused', anonymousPull: true });
+    try {
+      const pusher = new RegistryClient(front.host, { credential: { kind: 'basic', username: registry.username, password: registry.password, source: "service connection 'hub'" }, retry: noSleep });
+      const bytes = Buffer.from('public config');
+      await pushBlob(pusher, 'library/public', { ...blobOf(bytes), bytes });
+      const anonymous = new RegistryClient(front.host, { credential: { kind: 'anonymous' }, retry: noSleep });
+      assert.ok((await anonymous.getBlobBytes('library/public', blobOf(bytes).digest)).equals(bytes));
+      assert.deepEqual(front.events.filter((e) => e.kind === 'token').map((e) => e.detail), ['basic repository:library/public:pull,push', 'anonymous repository:library/public:pull']);
+      await assert.rejects(pushBlob(anonymous, 'library/public', { ...blobOf(Buffer.from('x')), bytes: Buffer.from('x') }), /refused no credentials \(anonymous\)/);
+      const wrong = new RegistryClient(front.host, { credential: { kind: 'basic', username: registry.username, password: 'nope-wrong', source: "service connection 'hub'" }, retry: noSleep });
+      await assert.rejects(wrong.getManifest('library/public', 'latest'), /refused the credentials of service connection 'hub' \(HTTP 401 from its token service/);
+    } finally {
+      await front.stop();
+    }
+  });
+
   it('says clearly when the registry refuses the Entra token', async () => {
     const front = await startAcrFront({ registry, entraToken: 'the-right-token' });
     try {
