@@ -115,7 +115,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): AppConfig {
     apiKeysFile: text('API_KEYS_FILE'),
     apiKeysReloadMillis: integer('API_KEYS_RELOAD_MS', 10_000, 100, 3_600_000),
     logLevel,
-    accessLog: flag('ACCESS_LOG', true),
+    // One log line per request costs ~10% of small-model throughput; ingress and /metrics usually cover it.
+    accessLog: flag('ACCESS_LOG', false),
     shutdownGraceMillis: integer('SHUTDOWN_GRACE_MS', 25_000, 0, 3_600_000),
     shutdownDelayMillis: integer('SHUTDOWN_DELAY_MS', 0, 0, 3_600_000),
     intraOpThreads: integer('ORT_INTRA_OP_THREADS', 0, 0, 1024),

@@ -14,7 +14,7 @@ describe('API key auth', function () {
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'scoring-keys-'));
     writeFileSync(path.join(dir, 'keys'), `${FILE_KEY}\n`);
-    app = await startApp({ env: { API_KEYS: ENV_KEYS.join(','), API_KEYS_FILE: path.join(dir, 'keys'), API_KEYS_RELOAD_MS: '200' } });
+    app = await startApp({ env: { ACCESS_LOG: 'true', API_KEYS: ENV_KEYS.join(','), API_KEYS_FILE: path.join(dir, 'keys'), API_KEYS_RELOAD_MS: '200' } });
   });
   after(async () => {
     await app.stop();

@@ -111,7 +111,7 @@ function send(url: string, agent: Agent, fuzz: FuzzCase): Promise<number> {
 describe('fuzzing the scoring routes', function () {
   this.timeout(TIME_BUDGET_MILLIS + 30_000);
   let app: RunningApp;
-  before(async () => { app = await startApp({ env: { BODY_LIMIT: '64kb', ACCESS_LOG: 'false' } }); });
+  before(async () => { app = await startApp({ env: { BODY_LIMIT: '64kb' } }); });
   after(async () => { assert.equal(await app.stop(), 0); });
 
   it(`answers ${REQUESTS} malformed requests without a 5xx and keeps scoring correctly`, async () => {

@@ -34,7 +34,7 @@ export function rawPost(url: string, body: Buffer | string, headers: Record<stri
 describe('scoring service over HTTP (sample model)', function () {
   let app: RunningApp;
   before(async () => {
-    app = await startApp({ env: { MAX_ROWS_PER_REQUEST: '100', BODY_LIMIT: '64kb', MODEL_SHA256: '', IMAGE_LABELS: '{"org.opencontainers.image.revision":"abc123"}' } });
+    app = await startApp({ env: { ACCESS_LOG: 'true', MAX_ROWS_PER_REQUEST: '100', BODY_LIMIT: '64kb', MODEL_SHA256: '', IMAGE_LABELS: '{"org.opencontainers.image.revision":"abc123"}' } });
   });
   after(async () => {
     assert.equal(await app.stop(), 0);

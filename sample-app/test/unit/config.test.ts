@@ -9,6 +9,7 @@ describe('loadConfig', () => {
     assert.deepEqual(config.batching, { enabled: true, maxBatchRows: 64, maxWaitMicros: 1000 });
     assert.deepEqual(config.apiKeys, []);
     assert.equal(config.shutdownGraceMillis, 25_000);
+    assert.equal(config.accessLog, false);
   });
 
   it('reads sizes, flags, keys and the model identity', () => {
