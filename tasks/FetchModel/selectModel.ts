@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { InputError, TaskError } from '../common/errors';
 import { safeRelativePath } from '../common/fsutil';
-import { mapLimited, type ObjectStore, type StoredObject } from '../common/storage/objectStore';
+import { mapLimited, type ObjectStore, type ObjectVersion, type StoredObject } from '../common/storage/objectStore';
 import { compareByteOrder, folderEtag } from './modelManifest';
 import { compareSemVer, findSemVer, type SemVer } from './semver';
 
@@ -119,10 +119,28 @@ async function resolvePinned(store: ObjectStore, sel: Selection): Promise<Resolv
   if (name.endsWith('/')) throw new InputError('modelPath', `a ${sel.selector} pins one blob, but '${name}' is a folder prefix. Name the blob.`);
   const obj = await store.stat(name, pin);
   if (!obj) {
+    // A deleted blob's versions outlive it, so list them whether or not the blob exists now.
+    const versions = (await store.listVersions?.(name)) ?? [];
+    if (versions.length) throw new TaskError(`'${name}' has no ${what}. ${describeVersions(versions)} Check the ${sel.selector}.`);
     const current = await store.stat(name);
     throw new TaskError(current ? `'${name}' exists, but has no ${what}. Check the ${sel.selector} (the portal lists a blob's versions and snapshots).` : (await nothingThere(store, name, `No blob is named '${name}'`)).message);
   }
   return finish(store, { key: name, layout: 'file', objects: [obj], lastModified: obj.lastModified, semver: findSemVer(path.posix.basename(name)) }, `'${name}' pinned to ${what}`, [], sel);
+}
+
+/** "Its versions: <id> (current, 70 KB, modified ...), ...; its snapshots: ..." with the newest first, bounded. */
+export function describeVersions(versions: ObjectVersion[]): string {
+  const newestFirst = [...versions].sort((a, b) => b.lastModified.getTime() - a.lastModified.getTime());
+  const line = (label: string, list: ObjectVersion[], id: (v: ObjectVersion) => string) => {
+    if (!list.length) return undefined;
+    const shown = list.slice(0, 20).map((v) => `${id(v)} (${v.isCurrentVersion ? 'current, ' : ''}${v.sizeBytes} bytes, modified ${v.lastModified.toISOString()})`);
+    return `Its ${label}: ${shown.join(', ')}${list.length > shown.length ? `, and ${list.length - shown.length} more` : ''}.`;
+  };
+  const parts = [
+    line('versions', newestFirst.filter((v) => v.versionId && !v.snapshot), (v) => v.versionId!),
+    line('snapshots', newestFirst.filter((v) => v.snapshot), (v) => v.snapshot!),
+  ].filter(Boolean);
+  return parts.length ? parts.join(' ') : 'It has no versions or snapshots (is blob versioning on for the account?).';
 }
 
 async function resolveAmongCandidates(store: ObjectStore, sel: Selection): Promise<ResolvedModel> {

@@ -179,6 +179,10 @@ describe('FetchModel against Azurite', function () {
     const manifest = JSON.parse(fs.readFileSync(path.join(target, 'model-manifest.json'), 'utf8'));
     assert.equal(manifest.source.versionId, snapshot);
     assert.match(manifest.source.uri, /snapshot=/);
+    // A snapshot that does not exist: the error lists the ones that do (Azurite lists snapshots).
+    const missing = await fetch({ modelPath: 'snap/model.onnx', versionSelector: 'snapshot', snapshot: '2020-01-01T00:00:00.0000000Z', targetPath: path.join(work, 'no-snapshot') });
+    assert.equal(missing.result, 'Failed');
+    assert.match(missing.message, new RegExp(`'snap/model\\.onnx' has no snapshot 2020-01-01T00:00:00\\.0000000Z\\. Its snapshots: ${snapshot!.replace(/\./g, '\\.')} \\(30000 bytes, modified `));
   });
 
   it('a missing blob or container fails with what exists', async () => {

@@ -12,7 +12,7 @@ import type { TokenCredential } from '@azure/identity';
 import { TaskError, errorMessage } from '../errors';
 import { withRetry } from '../retry';
 import { registerSecret, scrub } from '../secrets';
-import { base64ToHex, isSha256Hex, type ObjectStore, type ObjectWriter, type StoredObject, type UploadOptions } from './objectStore';
+import { base64ToHex, isSha256Hex, type ObjectStore, type ObjectVersion, type ObjectWriter, type StoredObject, type UploadOptions } from './objectStore';
 
 /** How a task authenticates to Blob Storage: one of the three the task inputs offer. */
 export type AzureBlobAuth =
@@ -218,6 +218,18 @@ export class AzureBlobStore implements ObjectStore, ObjectWriter {
 
   async details(obj: StoredObject): Promise<StoredObject> {
     return obj;
+  }
+
+  /** List Blobs with include=versions,snapshots: the versions (current one flagged) and snapshots of exactly `name`. */
+  async listVersions(name: string): Promise<ObjectVersion[]> {
+    return this.call(`list the versions of '${name}'`, async () => {
+      const out: ObjectVersion[] = [];
+      for await (const item of this.container.listBlobsFlat({ prefix: name, includeVersions: true, includeSnapshots: true })) {
+        if (item.name !== name) continue;
+        out.push({ versionId: item.versionId, snapshot: item.snapshot || undefined, isCurrentVersion: !!item.isCurrentVersion || (!item.versionId && !item.snapshot), lastModified: item.properties.lastModified, sizeBytes: item.properties.contentLength ?? 0 });
+      }
+      return out;
+    });
   }
 
   async findByTags(expression: string): Promise<Array<{ name: string; tags: Record<string, string> }>> {

@@ -24,6 +24,15 @@ export interface StoredObject {
   uri: string;
 }
 
+/** One version or snapshot of an object (Azure Blob versioning / snapshots). */
+export interface ObjectVersion {
+  versionId?: string;
+  snapshot?: string;
+  isCurrentVersion: boolean;
+  lastModified: Date;
+  sizeBytes: number;
+}
+
 export interface ReadRangeOptions {
   signal: AbortSignal;
 }
@@ -42,6 +51,8 @@ export interface ObjectStore {
   findByTags?(expression: string): Promise<Array<{ name: string; tags: Record<string, string> }>>;
   /** Bytes [offset, offset+count) of exactly this object; fails (not transiently) if it changed since listing. */
   readRange(obj: StoredObject, offset: number, count: number, opts: ReadRangeOptions): Promise<AsyncIterable<Uint8Array>>;
+  /** Every version and snapshot of one object, oldest first, for the error when a pin matches none. */
+  listVersions?(name: string): Promise<ObjectVersion[]>;
   /** What exists nearby when something is missing: containers or top-level names, for the error message. */
   describeWhatExists?(): Promise<string>;
 }
