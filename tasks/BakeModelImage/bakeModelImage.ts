@@ -191,7 +191,8 @@ export async function bakeModelImage(params: BakeModelImageParameters): Promise<
     }
 
     const digest = serialized.manifestDigest;
-    const ref = params.target ? `${params.target.registry}/${params.target.repository}@${digest}` : `${path.basename(params.outputLayout ?? 'image')}@${digest}`;
+    // Without a push, the reference is the layout's, as skopeo and podman take it.
+    const ref = params.target && registries.target ? `${params.target.registry}/${params.target.repository}@${digest}` : `oci:${params.outputLayout}:${tags[0]}`;
     setOutput('ImageDigest', digest);
     setOutput('ImageRef', ref);
     setOutput('ImageTags', tags.join(','));

@@ -28,6 +28,7 @@ describe('BakeModelImage: the baked sample app serves its model', function () {
   let work: string;
   let child: ChildProcess | undefined;
   let container: string | undefined;
+  let pulled: string | undefined;
 
   before(function () {
     const missing = ['dist/main.js', 'node_modules/onnxruntime-node', 'node_modules/@nestjs/core'].filter((p) => !fs.existsSync(path.join(APP, p)));
@@ -40,6 +41,7 @@ describe('BakeModelImage: the baked sample app serves its model', function () {
   after(async () => {
     child?.kill('SIGKILL');
     if (container) await run('podman', [...PODMAN_GLOBAL_ARGS, 'rm', '--force', '--ignore', container]).catch(() => undefined);
+    if (pulled) await run('podman', [...PODMAN_GLOBAL_ARGS, 'rmi', '--force', pulled]).catch(() => undefined);
     await registry?.stop();
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
@@ -105,6 +107,7 @@ describe('BakeModelImage: the baked sample app serves its model', function () {
     if (!reason) {
       container = `bake-e2e-${crypto.randomBytes(4).toString('hex')}`;
       await run('podman', [...PODMAN_GLOBAL_ARGS, 'pull', '--tls-verify=false', ...credsOf(registry), `docker://${ref}`], { timeout: 300_000, maxBuffer: 16 << 20 });
+      pulled = ref;
       await run('podman', [...PODMAN_GLOBAL_ARGS, 'run', '--detach', '--name', container, '--network', 'host', ...PODMAN_RUN_ARGS, '--env', `PORT=${port}`, '--env', 'HOST=127.0.0.1', ref], { timeout: 120_000 });
       let logs = '';
       await waitReady(url, () => logs).catch(async (err) => {

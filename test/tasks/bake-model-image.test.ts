@@ -231,8 +231,7 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
     fs.writeFileSync(path.join(app, 'secret.env'), 'X=1');
     fs.symlinkSync('dist/main.js', path.join(app, 'entry.js'));
     fs.writeFileSync(path.join(app, '.dockerignore'), '# local only\ntest\n*.env\n');
-    const runtime = await makeBaseImage(registry, { repository: 'runtimes/node', tag: '20', files: { 'usr/local/bin/node': '#!/bin/sh\n' }, config: { Cmd: ['node'] } });
-    void runtime;
+    await makeBaseImage(registry, { repository: 'runtimes/node', tag: '20', files: { 'usr/local/bin/node': '#!/bin/sh\n' }, config: { Cmd: ['node'] } });
     const layoutDir = path.join(work, 'layout-4');
     const r = succeeded(
       await bake({
@@ -351,9 +350,11 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
       // The base is private: it is read with the base registry connection.
       endpoints: [{ ...endpoint(), id: 'base-reg' }],
     }).then(succeeded);
-    void r;
+    assert.equal(r.outputs.ImageRef, `oci:${layoutDir}:offline`);
+    assert.equal(r.outputs.BytesUploaded, '0');
     const { stdout } = await run('skopeo', ['inspect', `oci:${layoutDir}:offline`]);
     const inspect = JSON.parse(stdout);
+    assert.equal(inspect.Digest, r.outputs.ImageDigest);
     assert.equal(inspect.Labels['org.modeldelivery.model.name'], 'offline');
     assert.equal(inspect.Layers.length, 2);
   }).timeout(60_000);
