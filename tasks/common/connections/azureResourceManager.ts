@@ -41,19 +41,50 @@ const CLOUDS: Record<string, CloudDefaults> = {
   azuregermancloud: { authorityHost: 'https://login.microsoftonline.de', resourceManagerUrl: 'https://management.microsoftazure.de/', storageSuffix: 'core.cloudapi.de' },
 };
 
+/**
+ * Entra ID's answer as MSAL reports it carries timestamps and ids around the one sentence a user
+ * needs: keep "AADSTSnnnn: what is wrong" and the correlation id support asks for.
+ */
+export function entraErrorText(message: string): string {
+  const description = /(AADSTS\d+:[\s\S]*?)(?=\s+-?\s*(?:Trace ID|Correlation ID|Timestamp):|$)/.exec(message)?.[1]?.trim();
+  if (!description) return message;
+  const correlationId = /Correlation ID: ([0-9a-f-]{36})/i.exec(message)?.[1];
+  return correlationId ? `${description} (Correlation ID: ${correlationId})` : description;
+}
+
 /** Registers every token it hands out, so no access token can reach the log. */
 class SecretRegisteringCredential implements TokenCredential {
-  constructor(private readonly inner: TokenCredential) {}
+  /** `hint` adds what to fix for a failure this connection's scheme explains. */
+  constructor(private readonly inner: TokenCredential, private readonly hint: (message: string) => string | undefined = () => undefined) {}
   async getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
     try {
       const token = await this.inner.getToken(scopes, options);
       if (token) registerSecret(token.token);
       return token;
     } catch (err) {
-      throw new TaskError(`Could not get an Azure access token for ${Array.isArray(scopes) ? scopes.join(' ') : scopes}: ${scrub(errorMessage(err))}`, { cause: err });
+      const message = entraErrorText(scrub(errorMessage(err)));
+      const hint = this.hint(message);
+      throw new TaskError(`Could not get an Azure access token for ${Array.isArray(scopes) ? scopes.join(' ') : scopes}: ${message}${hint ? ` ${hint}` : ''}`, { cause: err });
     }
   }
 }
+
+/** The issuer and subject of an OIDC token (not secret: they are what a federated credential names), and its expiry. */
+function oidcClaims(token: string): { issuer?: string; subject?: string; expiresAt?: number } {
+  try {
+    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { iss?: unknown; sub?: unknown; exp?: unknown };
+    return {
+      issuer: typeof payload.iss === 'string' ? payload.iss : undefined,
+      subject: typeof payload.sub === 'string' ? payload.sub : undefined,
+      expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
+    };
+  } catch {
+    return {};
+  }
+}
+
+/** Entra ID's codes for a federated assertion it does not trust (issuer, subject, audience, lifetime, app). */
+const FEDERATION_ERRORS = /AADSTS(70021|700211|700212|700213|700016|700024)\b/;
 
 function endpointAuth(id: string, key: string): string | undefined {
   return tl.getEndpointAuthorizationParameter(id, key, true) || undefined;
@@ -87,6 +118,14 @@ export async function requestOidcToken(connectionId: string, fetchImpl: typeof f
   const oidcToken = await withRetry(async () => {
     const res = await fetchImpl(url, { method: 'POST', headers: { Authorization: `Bearer ${accessToken}`, 'Content-Type': 'application/json', Accept: 'application/json' }, body: '{}' });
     if (isTransientStatus(res.status)) throw new TransientHttpError(res.status, `OIDC token request answered ${res.status}`, parseRetryAfter(res.headers.get('retry-after')));
+    if (res.status === 401 || res.status === 403) {
+      const said = await res.text().then((text) => (JSON.parse(text) as { message?: string }).message).catch(() => undefined);
+      throw new TaskError(
+        `Azure DevOps refused the OIDC token request for service connection ${connectionId} (HTTP ${res.status}${said ? `: ${scrub(said)}` : ''}). ` +
+          'The job\'s access token (System.AccessToken) was not accepted for it: if you map System.AccessToken yourself, pass $(System.AccessToken) unchanged; ' +
+          'check that the service connection is authorized for this pipeline and that the job\'s authorization scope can use it.',
+      );
+    }
     if (!res.ok) throw new TaskError(`The OIDC token request for service connection ${connectionId} failed with HTTP ${res.status}: ${scrub(await res.text())}`);
     const body = (await res.json()) as { oidcToken?: string };
     if (!body.oidcToken) throw new TaskError(`The OIDC token request for service connection ${connectionId} returned no token.`);
@@ -119,11 +158,31 @@ export function azureConnection(inputName: string, connectionId: string): AzureC
 
   let scheme: AzureAuthScheme;
   let credential: TokenCredential;
+  let federationHint: ((message: string) => string | undefined) | undefined;
   switch (rawScheme.toLowerCase()) {
     case 'workloadidentityfederation': {
       scheme = 'WorkloadIdentityFederation';
       if (!tenantId || !clientId) throw new InputError(inputName, `service connection '${connectionId}' has no tenant or client id. Edit the service connection and verify it.`);
-      credential = new ClientAssertionCredential(tenantId, clientId, () => requestOidcToken(connectionId), common);
+      // MSAL asks for the assertion more than once per sign-in: reuse an OIDC token until shortly before it expires.
+      let lastOidcToken = '';
+      let reuseUntil = 0;
+      const assertion = async (): Promise<string> => {
+        if (!lastOidcToken || Date.now() >= reuseUntil) {
+          lastOidcToken = await requestOidcToken(connectionId);
+          const expiresAt = oidcClaims(lastOidcToken).expiresAt;
+          reuseUntil = expiresAt ? expiresAt - 60_000 : Date.now() + 30_000;
+        }
+        return lastOidcToken;
+      };
+      credential = new ClientAssertionCredential(tenantId, clientId, assertion, common);
+      federationHint = (message) => {
+        if (!FEDERATION_ERRORS.test(message)) return undefined;
+        const { issuer, subject } = oidcClaims(lastOidcToken);
+        return (
+          `Entra ID did not accept this job's OIDC token for service connection ${connectionId}: the app registration ${clientId} in tenant ${tenantId} needs a federated credential ` +
+          `with issuer '${issuer ?? '?'}', subject '${subject ?? '?'}' and audience api://AzureADTokenExchange (the service connection's "Workload Identity federation details" show them).`
+        );
+      };
       break;
     }
     case 'serviceprincipal': {
@@ -150,5 +209,5 @@ export function azureConnection(inputName: string, connectionId: string): AzureC
       throw new InputError(inputName, `service connection '${connectionId}' uses the authentication scheme '${rawScheme}', which this task does not support. Use workload identity federation, a service principal or a managed identity.`);
   }
   tl.debug(`Azure connection ${connectionId}: scheme ${scheme}, environment ${environment}, authority ${authorityHost}`);
-  return { id: connectionId, scheme, credential: new SecretRegisteringCredential(credential), tenantId, subscriptionId, environment, authorityHost, resourceManagerUrl, storageSuffix };
+  return { id: connectionId, scheme, credential: new SecretRegisteringCredential(credential, federationHint), tenantId, subscriptionId, environment, authorityHost, resourceManagerUrl, storageSuffix };
 }
