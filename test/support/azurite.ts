@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import { Agent } from 'node:https';
 import * as path from 'node:path';
+import { BlobServiceClient, StorageSharedKeyCredential, newPipeline, type StoragePipelineOptions } from '@azure/storage-blob';
+import { makeServerCertificates } from './kube/certs';
 import { freePort, waitForPort } from './ports';
 import { makeTempDir, repoRoot } from './paths';
 
@@ -9,13 +12,27 @@ export const AZURITE_ACCOUNT = 'devstoreaccount1';
 export const AZURITE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
 export interface AzuriteServer {
-  /** http://127.0.0.1:<port>/devstoreaccount1 */
+  /** http://127.0.0.1:<port>/devstoreaccount1 (https:// with `https: true`) */
   blobEndpoint: string;
   accountName: string;
   accountKey: string;
   connectionString: string;
   port: number;
+  /** With `https: true`: the PEM file of the throwaway CA that signed Azurite's certificate. */
+  caFile?: string;
+  /** A shared-key client for test set-up and checks; trusts `caFile` on HTTPS. */
+  serviceClient(): BlobServiceClient;
+  /** With `recordRequests: true`: every request Azurite received so far, as its debug log tells. */
+  requests(): AzuriteRequest[];
   stop(): Promise<void>;
+}
+
+export interface AzuriteRequest {
+  method: string;
+  url: string;
+  /** The Authorization header's scheme ('Bearer', 'SharedKey'), or 'none' (anonymous or SAS). */
+  authScheme: string;
+  userAgent: string;
 }
 
 export interface AzuriteOptions {
@@ -23,6 +40,16 @@ export interface AzuriteOptions {
   location?: string;
   /** Azurite's own debug log file, for diagnosing a failing test. */
   debugLog?: string;
+  /** Serve HTTPS with a certificate from a throwaway CA (`caFile`). */
+  https?: boolean;
+  /**
+   * Accept Entra ID bearer tokens (`--oauth basic`, HTTPS only): Azurite checks a token's issuer
+   * (https://sts.windows.net/<tenant>/), audience (https://storage.azure.com or the account's
+   * blob URL) and lifetime, not its signature. Shared key and SAS still work.
+   */
+  oauth?: boolean;
+  /** Keep a debug log so `requests()` can tell which requests came and how they authenticated. */
+  recordRequests?: boolean;
 }
 
 /**
@@ -42,7 +69,22 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<AzuriteSe
     ownedDir = makeTempDir('azurite-');
     args.push('--inMemoryPersistence');
   }
-  if (opts.debugLog) args.push('--debug', opts.debugLog);
+  if (opts.oauth && !opts.https) throw new Error('Azurite accepts OAuth only over HTTPS: pass { https: true, oauth: true }');
+  const tlsDir = opts.https || opts.recordRequests ? makeTempDir('azurite-tls-') : undefined;
+  let caFile: string | undefined;
+  let ca: string | undefined;
+  if (opts.https && tlsDir) {
+    const certs = await makeServerCertificates();
+    ca = certs.caPem;
+    caFile = path.join(tlsDir, 'ca.pem');
+    fs.writeFileSync(caFile, certs.caPem);
+    fs.writeFileSync(path.join(tlsDir, 'server.pem'), certs.certPem);
+    fs.writeFileSync(path.join(tlsDir, 'server.key'), certs.keyPem);
+    args.push('--cert', path.join(tlsDir, 'server.pem'), '--key', path.join(tlsDir, 'server.key'));
+  }
+  if (opts.oauth) args.push('--oauth', 'basic');
+  const debugLog = opts.debugLog ?? (opts.recordRequests && tlsDir ? path.join(tlsDir, 'debug.log') : undefined);
+  if (debugLog) args.push('--debug', debugLog);
   const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: opts.location ?? ownedDir });
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-4000)));
@@ -58,13 +100,31 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<AzuriteSe
     child.kill('SIGKILL');
     throw err;
   }
-  const blobEndpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
+  const protocol = opts.https ? 'https' : 'http';
+  const blobEndpoint = `${protocol}://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
+  // The test process started before this CA existed, so NODE_EXTRA_CA_CERTS cannot help it: an agent that trusts the CA.
+  const agent = ca ? new Agent({ ca, keepAlive: true }) : undefined;
   return {
     blobEndpoint,
     accountName: AZURITE_ACCOUNT,
     accountKey: AZURITE_KEY,
-    connectionString: `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${blobEndpoint};`,
+    connectionString: `DefaultEndpointsProtocol=${protocol};AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${blobEndpoint};`,
     port,
+    caFile,
+    serviceClient() {
+      const options: StoragePipelineOptions & { agent?: Agent } = { agent };
+      return new BlobServiceClient(blobEndpoint, newPipeline(new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY), options));
+    },
+    requests() {
+      if (!debugLog || !opts.recordRequests) throw new Error('start Azurite with { recordRequests: true } to see its requests');
+      const log = fs.existsSync(debugLog) ? fs.readFileSync(debugLog, 'utf8') : '';
+      const seen: AzuriteRequest[] = [];
+      for (const m of log.matchAll(/BlobStorageContextMiddleware: RequestMethod=(\S+) RequestURL=(\S+) RequestHeaders:(\{.*?\}) ClientIP=/g)) {
+        const headers = JSON.parse(m[3]) as Record<string, string | undefined>;
+        seen.push({ method: m[1], url: m[2], authScheme: headers.authorization?.split(' ')[0] ?? 'none', userAgent: headers['user-agent'] ?? '' });
+      }
+      return seen;
+    },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
@@ -72,7 +132,9 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<AzuriteSe
         await exited;
         clearTimeout(timer);
       }
+      agent?.destroy();
       if (ownedDir) fs.rmSync(ownedDir, { recursive: true, force: true });
+      if (tlsDir) fs.rmSync(tlsDir, { recursive: true, force: true });
     },
   };
 }
