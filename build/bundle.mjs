@@ -19,11 +19,13 @@ export function taskNames() {
 async function bundleTask(name) {
   const src = path.join(tasksDir, name);
   const out = path.join(outRoot, name);
-  fs.rmSync(out, { recursive: true, force: true });
   fs.mkdirSync(out, { recursive: true });
+  // Each file is written beside the old one and renamed over it, so a task that is running
+  // (a test, the demo) never finds its folder half-written.
+  const staged = `.${process.pid}.tmp`;
   const result = await esbuild.build({
     entryPoints: [path.join(src, 'index.ts')],
-    outfile: path.join(out, 'index.js'),
+    outfile: path.join(out, `index.js${staged}`),
     bundle: true,
     platform: 'node',
     target: 'node20',
@@ -40,11 +42,19 @@ async function bundleTask(name) {
     // Optional native speed-ups some dependencies try to load; they fall back to plain JS.
     external: ['bufferutil', 'utf-8-validate', 'encoding'],
   });
-  for (const file of ['task.json', 'icon.png']) {
-    if (fs.existsSync(path.join(src, file))) fs.copyFileSync(path.join(src, file), path.join(out, file));
+  const sources = { 'task.json': path.join(src, 'task.json'), 'icon.png': path.join(src, 'icon.png'), 'lib.json': path.join(root, 'node_modules', 'azure-pipelines-task-lib', 'lib.json') };
+  // (task-lib reads its own messages from lib.json beside the running script.)
+  for (const [file, from] of Object.entries(sources)) {
+    if (fs.existsSync(from)) fs.copyFileSync(from, path.join(out, file + staged));
   }
-  // task-lib reads its own messages from lib.json beside the running script.
-  fs.copyFileSync(path.join(root, 'node_modules', 'azure-pipelines-task-lib', 'lib.json'), path.join(out, 'lib.json'));
+  const shipped = ['index.js', ...Object.keys(sources)];
+  for (const file of shipped) {
+    if (fs.existsSync(path.join(out, file + staged))) fs.renameSync(path.join(out, file + staged), path.join(out, file));
+  }
+  // Anything else left from an older build goes (task-lib's .taskkey is recreated when a task runs).
+  for (const file of fs.readdirSync(out)) {
+    if (!shipped.includes(file) && !file.endsWith('.tmp')) fs.rmSync(path.join(out, file), { recursive: true, force: true });
+  }
   const bytes = fs.statSync(path.join(out, 'index.js')).size;
   return { name, bytes, inputs: Object.keys(result.metafile.inputs).length };
 }
