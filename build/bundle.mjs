@@ -51,9 +51,9 @@ async function bundleTask(name) {
   for (const file of shipped) {
     if (fs.existsSync(path.join(out, file + staged))) fs.renameSync(path.join(out, file + staged), path.join(out, file));
   }
-  // Anything else left from an older build goes (task-lib's .taskkey is recreated when a task runs).
+  // Anything else left from an older build goes, except task-lib's .taskkey, which a running task reads.
   for (const file of fs.readdirSync(out)) {
-    if (!shipped.includes(file) && !file.endsWith('.tmp')) fs.rmSync(path.join(out, file), { recursive: true, force: true });
+    if (!shipped.includes(file) && !file.endsWith('.tmp') && file !== '.taskkey') fs.rmSync(path.join(out, file), { recursive: true, force: true });
   }
   const bytes = fs.statSync(path.join(out, 'index.js')).size;
   return { name, bytes, inputs: Object.keys(result.metafile.inputs).length };
