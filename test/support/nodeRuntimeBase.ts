@@ -128,8 +128,7 @@ export async function buildNodeRuntimeRootfsTar(outPath: string, options: NodeRu
 
 /** npm with its launchers, and sh and env for RUN lines; returns the ELF files whose libraries they need. */
 async function stageBuildTools(root: string): Promise<string[]> {
-  const { stdout } = await run(process.execPath, [fs.realpathSync(await which('npm')), 'root', '-g']);
-  const npmDir = path.join(stdout.trim(), 'npm');
+  const npmDir = npmPackageDir();
   const lib = path.join(root, 'usr', 'local', 'lib', 'node_modules');
   fs.mkdirSync(lib, { recursive: true });
   fs.cpSync(npmDir, path.join(lib, 'npm'), { recursive: true, verbatimSymlinks: true });
@@ -147,12 +146,17 @@ async function stageBuildTools(root: string): Promise<string[]> {
   return [shell, env];
 }
 
-async function which(command: string): Promise<string> {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const candidate = path.join(dir, command);
-    if (dir && fs.existsSync(candidate)) return candidate;
+/** The folder of the host's npm package: from npm_execpath when run under npm, else from npm on PATH. */
+function npmPackageDir(): string {
+  const candidates = [process.env.npm_execpath, ...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, 'npm'))];
+  for (const candidate of candidates) {
+    if (!candidate || !fs.existsSync(candidate)) continue;
+    for (let dir = path.dirname(fs.realpathSync(candidate)); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+      const manifest = path.join(dir, 'package.json');
+      if (fs.existsSync(manifest) && (JSON.parse(fs.readFileSync(manifest, 'utf8')) as { name?: string }).name === 'npm') return dir;
+    }
   }
-  throw new Error(`${command} is not on PATH`);
+  throw new Error('npm was not found (neither npm_execpath nor npm on PATH)');
 }
 
 /** Options podman needs on this kind of machine (and CI): runc, bounded ulimits, cgroupfs. */
