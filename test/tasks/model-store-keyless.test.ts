@@ -6,6 +6,7 @@
  */
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import * as os from 'node:os';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -33,6 +34,9 @@ describe('PublishModel and FetchModel keyless: workload identity federation to B
   const spnClientId = crypto.randomUUID();
   const spnSecret = `spn-${crypto.randomBytes(16).toString('hex')}`;
   const systemAccessToken = `job-${crypto.randomBytes(24).toString('hex')}`;
+  const certClientId = crypto.randomUUID();
+  /** The PEM the service connection holds for a certificate sign-in: certificate and private key. */
+  let certificatePem: string;
   const work = makeTempDir('model-store-keyless-');
   const folder = path.join(work, 'churn-model');
   const files: Record<string, Buffer> = {
@@ -45,6 +49,11 @@ describe('PublishModel and FetchModel keyless: workload identity federation to B
   let caFile: string;
 
   before(async () => {
+    const certDir = fs.mkdtempSync(path.join(os.tmpdir(), 'spn-cert-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(certDir, 'key.pem'), '-out', path.join(certDir, 'cert.pem'), '-days', '2', '-subj', '/CN=ml-models-publisher'], { stdio: 'pipe' });
+    const certOnly = fs.readFileSync(path.join(certDir, 'cert.pem'), 'utf8');
+    certificatePem = fs.readFileSync(path.join(certDir, 'key.pem'), 'utf8') + certOnly;
+    fs.rmSync(certDir, { recursive: true, force: true });
     execFileSync(process.execPath, [path.join(repoRoot, 'build', 'bundle.mjs'), 'PublishModel', 'FetchModel'], { cwd: repoRoot, stdio: 'pipe' });
     [azure, azurite] = await Promise.all([
       startAzureStandIn({
@@ -58,6 +67,7 @@ describe('PublishModel and FetchModel keyless: workload identity federation to B
           serviceConnections: [wifConnection, unfederatedConnection],
           federatedCredentials: [{ clientId: wifClientId, subject: oidcSubject(wifConnection.name) }],
         },
+        certificateClients: [{ clientId: certClientId, certificatePem: certOnly }],
       }),
       startAzurite({ https: true, oauth: true, recordRequests: true }),
     ]);
@@ -89,6 +99,14 @@ describe('PublishModel and FetchModel keyless: workload identity federation to B
     scheme: 'ServicePrincipal',
     url: azure.url,
     auth: { serviceprincipalid: spnClientId, tenantid: tenantId, serviceprincipalkey: spnSecret, authenticationType: 'spnKey' },
+    data: { environment: 'AzureCloud', environmentAuthorityUrl: azure.url, subscriptionId },
+  });
+
+  const certificateEndpoint = (): ServiceEndpoint => ({
+    id: 'cert-conn',
+    scheme: 'ServicePrincipal',
+    url: azure.url,
+    auth: { serviceprincipalid: certClientId, tenantid: tenantId, servicePrincipalCertificate: certificatePem, authenticationType: 'spnCertificate' },
     data: { environment: 'AzureCloud', environmentAuthorityUrl: azure.url, subscriptionId },
   });
 
@@ -213,5 +231,14 @@ describe('PublishModel and FetchModel keyless: workload identity federation to B
     assert.ok(fs.readFileSync(path.join(target, 'model.onnx')).equals(files['model.onnx']));
     assert.ok(azure.requests.some((r) => r.clientAuth === 'secret' && r.scope === STORAGE_SCOPE));
     assert.deepEqual([...new Set(taskRequestsToAzurite().map((r) => r.authScheme))], ['Bearer']);
+  });
+
+  it('a service principal certificate connection (spnCertificate) signs a client assertion the stand-in verifies', async () => {
+    const fetched = await run('FetchModel', { modelPath: 'keyless/churn-spn/1.0.0/model.onnx', targetPath: path.join(work, 'fetched-cert') }, { endpoint: certificateEndpoint() });
+    assert.equal(fetched.result, 'Succeeded', describeRun(fetched));
+    assert.equal(fetched.outputs.ModelSha256, sha256(files['model.onnx']));
+    assert.ok(azure.requests.some((r) => r.clientAuth === 'certificateAssertion' && r.scope === STORAGE_SCOPE));
+    // Every line of the private key is a sentinel: none may be printed outside its setsecret.
+    assertNoSecretsLeaked(fetched, certificatePem.split('\n').filter((line) => line.length >= 20 && !line.startsWith('-----')));
   });
 });
