@@ -25,8 +25,8 @@ const workDir = path.join(repoRoot, 'bench', '.work', 'scoring');
 const CONCURRENCIES = [1, 16, 64];
 const WARMUP_SECONDS = 1;
 const MEASURE_SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-// Servers take turns, round after round, and each figure is the median of its rounds: the machine is
-// shared, and a burst of other work should not land on one server only.
+// Servers take turns, in a rotating order, round after round, and each figure is the median of its
+// rounds: the machine is shared, and a burst of other work should not land on one server only.
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
 interface ModelCase {
@@ -172,7 +172,9 @@ async function main(): Promise<void> {
       const samples = new Map<string, Row[]>();
       for (let round = 0; round < ROUNDS; round++) {
         for (const concurrency of CONCURRENCIES) {
-          for (const server of servers) {
+          // Each round starts with another server, so no server always follows the same one.
+          const order = servers.map((_, i) => servers[(i + round) % servers.length]);
+          for (const server of order) {
             const row = await measure(server, model, concurrency);
             const key = `${server.name}|${concurrency}`;
             samples.set(key, [...(samples.get(key) ?? []), row]);

@@ -47,13 +47,25 @@ export function installServerHooks(
     done(null, payload);
   });
 
+  // The labelled series of each route, method and status, looked up once rather than hashed per request.
+  const series = new Map<string, { count: { inc(): void }; duration: { observe(seconds: number): void } }>();
+  const seriesOf = (route: string, method: string, status: number) => {
+    const key = `${route} ${method} ${status}`;
+    let found = series.get(key);
+    if (found === undefined) {
+      const labels = { route, method, status: String(status) };
+      found = { count: metrics.httpRequests.labels(labels), duration: metrics.httpDuration.labels(labels) };
+      series.set(key, found);
+    }
+    return found;
+  };
+
   fastify.addHook('onResponse', (request, reply, done) => {
     if (finish(request)) {
       const route = request.routeOptions.url ?? 'unmatched';
-      const labels = { route, method: request.method, status: String(reply.statusCode) };
-      const seconds = reply.elapsedTime / 1000;
-      metrics.httpRequests.inc(labels);
-      metrics.httpDuration.observe(labels, seconds);
+      const { count, duration } = seriesOf(route, request.method, reply.statusCode);
+      count.inc();
+      duration.observe(reply.elapsedTime / 1000);
       if (accessLog) {
         request.log.info({ method: request.method, url: request.url, route, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 1000) / 1000 }, 'request');
       }
