@@ -88,6 +88,27 @@ function toSpec(metadata: ort.InferenceSession.ValueMetadata, role: string): Ten
   };
 }
 
+/**
+ * The digest of a folder model, as FetchModel's model-manifest.json defines it: SHA-256 of one
+ * line per file, sorted by path in byte order, each "<sha256 hex>  <path>\n" (sha256sum's format).
+ * The manifest FetchModel writes beside the files is not part of the model.
+ */
+export async function folderSha256(dir: string): Promise<string> {
+  const files: Array<{ path: string; sha256: string }> = [];
+  const walk = async (relative: string): Promise<void> => {
+    for (const entry of await readdir(path.join(dir, relative), { withFileTypes: true })) {
+      const rel = relative ? `${relative}/${entry.name}` : entry.name;
+      if (entry.isDirectory()) await walk(rel);
+      else if (entry.isFile() && rel !== 'model-manifest.json') {
+        files.push({ path: rel, sha256: createHash('sha256').update(await readFile(path.join(dir, rel))).digest('hex') });
+      }
+    }
+  };
+  await walk('');
+  files.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
+  return createHash('sha256').update(files.map((f) => `${f.sha256}  ${f.path}\n`).join('')).digest('hex');
+}
+
 export async function loadModel(config: AppConfig): Promise<LoadedModel> {
   const filePath = await resolveModelFile(config.modelPath);
   let bytes: Buffer;
@@ -98,7 +119,12 @@ export async function loadModel(config: AppConfig): Promise<LoadedModel> {
   }
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   if (config.modelSha256 !== undefined && config.modelSha256 !== sha256) {
-    throw new ModelLoadError(`model file "${filePath}" has sha256 ${sha256}, but MODEL_SHA256 says ${config.modelSha256}: the file is not the model this deployment expects`);
+    // A folder model (what FetchModel and BakeModelImage deliver for a multi-file model) is
+    // pinned by its folder digest; a single-file model by the file's own.
+    const folder = (await stat(config.modelPath)).isDirectory() ? await folderSha256(config.modelPath) : undefined;
+    if (folder !== config.modelSha256) {
+      throw new ModelLoadError(`model file "${filePath}" has sha256 ${sha256}${folder ? ` and its folder's digest is ${folder}` : ''}, but MODEL_SHA256 says ${config.modelSha256}: the file is not the model this deployment expects`);
+    }
   }
   const modelJson = await readModelJson(filePath);
   let session: ort.InferenceSession;

@@ -1,5 +1,7 @@
 // The service refuses to start, with a clear message and exit code 1, on bad config or an unusable model.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -30,7 +32,18 @@ describe('start-up checks', function () {
     writeFileSync(path.join(dir, 'broken.onnx'), 'this is not protobuf');
     return refuses({ MODEL_PATH: path.join(dir, 'broken.onnx') }, /is not a model onnxruntime can load/);
   });
-  it('with a model whose digest is not MODEL_SHA256', () => refuses({ MODEL_PATH: SAMPLE_MODEL_DIR, MODEL_SHA256: '0'.repeat(64) }, /has sha256 [0-9a-f]{64}, but MODEL_SHA256 says 0{64}/));
+  it('with a model whose digest is not MODEL_SHA256', () => refuses({ MODEL_PATH: SAMPLE_MODEL_DIR, MODEL_SHA256: '0'.repeat(64) }, /has sha256 [0-9a-f]{64} and its folder's digest is [0-9a-f]{64}, but MODEL_SHA256 says 0{64}/));
+
+  it('starts when MODEL_SHA256 is the folder digest FetchModel gives a folder model (sorted sha256sum lines)', async () => {
+    const lines = execFileSync('sh', ['-c', 'find . -type f ! -name model-manifest.json | sed "s|^./||" | LC_ALL=C sort | xargs sha256sum'], { cwd: SAMPLE_MODEL_DIR, encoding: 'utf8' });
+    const digest = createHash('sha256').update(lines).digest('hex');
+    const app = await startApp({ env: { MODEL_PATH: SAMPLE_MODEL_DIR, MODEL_SHA256: digest } });
+    try {
+      assert.deepEqual(await getJson(`${app.url}/readyz`), { status: 'ready' });
+    } finally {
+      await app.stop();
+    }
+  });
   it('with a model.json that is not JSON', () => {
     mkdirSync(path.join(dir, 'badjson'));
     copyFileSync(path.join(SAMPLE_MODEL_DIR, 'model.onnx'), path.join(dir, 'badjson', 'model.onnx'));
