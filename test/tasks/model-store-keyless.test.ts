@@ -87,28 +87,17 @@ describe('PublishModel and FetchModel keyless: workload identity federation to B
     fs.rmSync(work, { recursive: true, force: true });
   });
 
-  const wifEndpoint = (connection = wifConnection): ServiceEndpoint => ({
-    id: connection.id,
-    scheme: 'WorkloadIdentityFederation',
+  /** An Azure Resource Manager connection whose cloud is the stand-in (its authority and ARM URL). */
+  const armEndpoint = (id: string, scheme: string, auth: Record<string, string>): ServiceEndpoint => ({
+    id,
+    scheme,
     url: azure.url,
-    auth: { serviceprincipalid: wifClientId, tenantid: tenantId },
+    auth: { tenantid: tenantId, ...auth },
     data: { environment: 'AzureCloud', environmentAuthorityUrl: azure.url, subscriptionId, subscriptionName: 'ML platform' },
   });
-  const spnEndpoint = (): ServiceEndpoint => ({
-    id: 'spn-conn',
-    scheme: 'ServicePrincipal',
-    url: azure.url,
-    auth: { serviceprincipalid: spnClientId, tenantid: tenantId, serviceprincipalkey: spnSecret, authenticationType: 'spnKey' },
-    data: { environment: 'AzureCloud', environmentAuthorityUrl: azure.url, subscriptionId },
-  });
-
-  const certificateEndpoint = (): ServiceEndpoint => ({
-    id: 'cert-conn',
-    scheme: 'ServicePrincipal',
-    url: azure.url,
-    auth: { serviceprincipalid: certClientId, tenantid: tenantId, servicePrincipalCertificate: certificatePem, authenticationType: 'spnCertificate' },
-    data: { environment: 'AzureCloud', environmentAuthorityUrl: azure.url, subscriptionId },
-  });
+  const wifEndpoint = (connection = wifConnection) => armEndpoint(connection.id, 'WorkloadIdentityFederation', { serviceprincipalid: wifClientId });
+  const spnEndpoint = () => armEndpoint('spn-conn', 'ServicePrincipal', { serviceprincipalid: spnClientId, serviceprincipalkey: spnSecret, authenticationType: 'spnKey' });
+  const certificateEndpoint = () => armEndpoint('cert-conn', 'ServicePrincipal', { serviceprincipalid: certClientId, servicePrincipalCertificate: certificatePem, authenticationType: 'spnCertificate' });
 
   interface RunOptions {
     endpoint?: ServiceEndpoint;
