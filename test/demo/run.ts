@@ -21,7 +21,7 @@ import { startAzurite, type AzuriteServer } from '../support/azurite';
 import { makeBaseImage, credsOf } from '../support/images';
 import { startKubeTestServer } from '../support/kube/index';
 import { buildNodeRuntimeRootfsTar, podmanUnusableReason, PODMAN_GLOBAL_ARGS, PODMAN_RUN_ARGS } from '../support/nodeRuntimeBase';
-import { freePort } from '../support/ports';
+import { freePort, isPortFree } from '../support/ports';
 import { repoRoot } from '../support/paths';
 import { startRegistry, type TestRegistry } from '../support/registry';
 import { describeRun, runTask, type RunTaskOptions, type TaskRun } from '../support/taskRunner';
@@ -60,6 +60,19 @@ async function task(name: string, opts: RunTaskOptions): Promise<TaskRun> {
   if (run.result !== 'Succeeded') throw new Error(`${name} failed: ${describeRun(run)}`);
   say(`    ${name} succeeded in ${(run.durationMs / 1000).toFixed(1)} s`);
   return run;
+}
+
+/**
+ * The port a service had in the last run, when it is still free. Addresses end up in what is
+ * baked (the model's source URI, the base image's name), so stable ports let the same inputs
+ * give the same digest, and let FetchModel's cache recognise the same blob, run after run.
+ */
+async function stablePort(service: string): Promise<number> {
+  const file = path.join(work, `${service}.port`);
+  const last = fs.existsSync(file) ? Number(fs.readFileSync(file, 'utf8')) : undefined;
+  const port = last && (await isPortFree(last)) ? last : await freePort();
+  fs.writeFileSync(file, String(port));
+  return port;
 }
 
 function which(command: string): boolean {
@@ -124,7 +137,7 @@ async function bake(model: Record<string, string>): Promise<Baked> {
     throw new Error('baking without a registry needs a base image in a registry; install docker-registry skopeo apache2-utils');
   }
   const password = crypto.randomBytes(16).toString('hex');
-  const registry = await startRegistry({ storageDir: path.join(work, 'registry'), username: 'demo', password });
+  const registry = await startRegistry({ storageDir: path.join(work, 'registry'), username: 'demo', password, port: await stablePort('registry') });
   cleanups.push(() => registry.stop());
   say(`    local registry on ${registry.host} (htpasswd auth)`);
   const baseRef = `${registry.host}/runtime/node:20`;
@@ -225,7 +238,7 @@ async function deploy(baked: Baked, model: Record<string, string>): Promise<Serv
     modelVersion: model.ModelVersion,
     modelSha256: model.ModelSha256,
     smokeTest: true,
-    smokeTestRoute: 'serviceProxy',
+    smokeTestRoute: 'apiServerProxy',
     smokeTestPayload: JSON.stringify(sampleRequest().body),
     rolloutTimeoutSeconds: 120,
   };
@@ -279,7 +292,7 @@ async function score(served: Served, baked: Baked): Promise<void> {
 async function main(): Promise<void> {
   fs.mkdirSync(work, { recursive: true });
   say(`Model Delivery for Azure Pipelines: the whole flow, locally (work folder ${path.relative(repoRoot, work)})`);
-  const azurite = await startAzurite({ location: path.join(work, 'azurite') });
+  const azurite = await startAzurite({ location: path.join(work, 'azurite'), port: await stablePort('azurite') });
   cleanups.push(() => azurite.stop());
   const model = await publishAndFetch(azurite, azurite.connectionString);
   const baked = await bake(model);

@@ -50,6 +50,8 @@ export interface AzuriteOptions {
   oauth?: boolean;
   /** Keep a debug log so `requests()` can tell which requests came and how they authenticated. */
   recordRequests?: boolean;
+  /** Listen on this port (blob URIs carry it, so a stable one keeps them stable); else a free one. */
+  port?: number;
 }
 
 /**
@@ -57,7 +59,7 @@ export interface AzuriteOptions {
  * memory or CPU figures never include it.
  */
 export async function startAzurite(opts: AzuriteOptions = {}): Promise<AzuriteServer> {
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const bin = path.join(repoRoot, 'node_modules', '.bin', 'azurite-blob');
   const args = ['--blobHost', '127.0.0.1', '--blobPort', String(port), '--skipApiVersionCheck', '--loose', '--silent'];
   let ownedDir: string | undefined;

@@ -13,6 +13,16 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Whether nothing listens on the port on 127.0.0.1 and it can be bound. */
+export function isPortFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
 /** Resolves when something accepts TCP connections on the port. */
 export async function waitForPort(port: number, timeoutMs = 20_000, host = '127.0.0.1'): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -30,6 +30,8 @@ export interface StartRegistryOptions {
   password?: string;
   /** Keep the registry's blobs in this folder, across runs (the demo's cache); else a temp folder. */
   storageDir?: string;
+  /** Listen on this port (image names include it, so a stable port keeps digests stable); else a free one. */
+  port?: number;
 }
 
 export async function startRegistry(opts: StartRegistryOptions = {}): Promise<TestRegistry> {
@@ -38,7 +40,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
   const dir = makeTempDir('registry-');
   const storageDir = opts.storageDir ?? path.join(dir, 'storage');
   fs.mkdirSync(storageDir, { recursive: true });
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const auth = opts.auth ?? 'htpasswd';
   const username = auth === 'none' ? '' : (opts.username ?? 'ci-pusher');
   const password = auth === 'none' ? '' : (opts.password ?? `pw-${crypto.randomBytes(12).toString('hex')}`);
