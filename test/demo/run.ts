@@ -27,7 +27,8 @@ import { startRegistry, type TestRegistry } from '../support/registry';
 import { describeRun, runTask, type RunTaskOptions, type TaskRun } from '../support/taskRunner';
 import { stageSampleApp, unpackImage } from './serving';
 
-const work = path.join(repoRoot, '.tmp', 'demo');
+// MODEL_DELIVERY_DEMO_DIR puts the cache elsewhere (the end-to-end test uses a fresh one).
+const work = path.resolve(process.env.MODEL_DELIVERY_DEMO_DIR ?? path.join(repoRoot, '.tmp', 'demo'));
 const sampleModelDir = path.join(repoRoot, 'sample-app', 'models', 'sample-classifier');
 const started = Date.now();
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -117,7 +118,7 @@ async function bake(model: Record<string, string>): Promise<Baked> {
   if (!fs.existsSync(baseTar)) {
     say('    building the Node runtime base from this machine’s node binary and the libraries ldd lists');
     fs.mkdirSync(path.dirname(baseTar), { recursive: true });
-    await buildNodeRuntimeRootfsTar(baseTar, { extraElfFiles: [path.join(appDir, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux', 'x64', 'onnxruntime_binding.node')] });
+    await buildNodeRuntimeRootfsTar(baseTar);
   } else say('    Node runtime base: cached');
 
   const common = {
@@ -136,7 +137,10 @@ async function bake(model: Record<string, string>): Promise<Baked> {
     say('    docker-registry, skopeo or htpasswd is not installed: baking into an OCI image layout instead of a registry');
     throw new Error('baking without a registry needs a base image in a registry; install docker-registry skopeo apache2-utils');
   }
-  const password = crypto.randomBytes(16).toString('hex');
+  // The registry's password is made on the first run and kept with its storage, as a real one's would be.
+  const passwordFile = path.join(work, 'registry.password');
+  if (!fs.existsSync(passwordFile)) fs.writeFileSync(passwordFile, crypto.randomBytes(16).toString('hex'), { mode: 0o600 });
+  const password = fs.readFileSync(passwordFile, 'utf8').trim();
   const registry = await startRegistry({ storageDir: path.join(work, 'registry'), username: 'demo', password, port: await stablePort('registry') });
   cleanups.push(() => registry.stop());
   say(`    local registry on ${registry.host} (htpasswd auth)`);
@@ -284,7 +288,7 @@ async function score(served: Served, baked: Baked): Promise<void> {
   say(`    answer:   ${JSON.stringify(answer.outputs)}`);
   say(`    model:    ${answer.model.name} ${answer.model.version} (sha256 ${info.sha256 ?? '?'})`);
   say(`    image:    ${baked.imageRef}`);
-  say(`\nDone in ${elapsed()}. A second run reuses what is cached under ${path.relative(repoRoot, work)}/.`);
+  say(`\nDone in ${elapsed()}. A second run reuses what is cached under ${path.relative(repoRoot, work) || work}/.`);
   // The last line, for scripts and CI: one JSON object with what was scored.
   console.log(`DEMO_RESULT ${JSON.stringify({ outputs: answer.outputs, model: answer.model, imageRef: baked.imageRef, digest: baked.digest, seconds: (Date.now() - started) / 1000 })}`);
 }
