@@ -114,3 +114,59 @@ export function formatReference(ref: ImageReference): string {
 export function manifestReferenceOf(ref: ImageReference): string {
   return ref.digest ?? ref.tag ?? 'latest';
 }
+
+/**
+ * An OCI image layout folder as skopeo's `oci:` transport names it: `oci:<path>`,
+ * `oci:<path>:<ref-name>`, and (ours) `oci:<path>@sha256:<digest>`.
+ */
+export interface LayoutReference {
+  /** The folder as written (relative paths are resolved by the caller). */
+  path: string;
+  /** The `org.opencontainers.image.ref.name` to pick. */
+  refName?: string;
+  digest?: string;
+}
+
+export const LAYOUT_PREFIX = 'oci:';
+
+/** The OCI image-layout grammar for `org.opencontainers.image.ref.name`. */
+const REF_COMPONENT = '[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*';
+const REF_NAME = new RegExp(`^${REF_COMPONENT}(?:/${REF_COMPONENT})*$`);
+const WINDOWS_DRIVE = /^[A-Za-z]:[\\/]/;
+
+export function isLayoutReference(text: string): boolean {
+  return text.trim().startsWith(LAYOUT_PREFIX);
+}
+
+/**
+ * skopeo's rule (containers/image splitPathAndImage): the path ends at the first colon, so a
+ * folder whose name holds a colon cannot be named (a Windows drive `C:\` excepted); what follows
+ * is the ref name. A trailing `@sha256:<digest>` right after the path picks a manifest by digest.
+ */
+export function parseLayoutReference(input: string): LayoutReference {
+  const text = input.trim();
+  if (!text.startsWith(LAYOUT_PREFIX)) throw new InvalidReferenceError(input, `an OCI layout reference starts with '${LAYOUT_PREFIX}'.`);
+  const rest = text.slice(LAYOUT_PREFIX.length);
+  const drive = WINDOWS_DRIVE.exec(rest)?.[0] ?? '';
+  const afterDrive = rest.slice(drive.length);
+  const checkPath = (p: string) => {
+    if (!p) throw new InvalidReferenceError(input, 'the layout folder is missing: write oci:<folder>[:<ref-name>].');
+    return p;
+  };
+  const pinned = /^([^:]*)@(sha256:[a-f0-9]{64})$/.exec(afterDrive);
+  if (pinned) return { path: checkPath(drive + pinned[1]), digest: pinned[2] };
+  const badPin = /^[^:]*@(sha\d+:.*)$/.exec(afterDrive);
+  if (badPin) throw new InvalidReferenceError(input, `'${badPin[1]}' is not a digest (sha256: and 64 lowercase hex digits).`);
+  const colon = afterDrive.indexOf(':');
+  if (colon < 0) return { path: checkPath(drive + afterDrive) };
+  const refName = afterDrive.slice(colon + 1);
+  const layoutPath = checkPath(drive + afterDrive.slice(0, colon));
+  if (!REF_NAME.test(refName)) {
+    throw new InvalidReferenceError(input, `'${refName}' is not a valid ref name (letters, digits, and - . _ : @ + / between them). The folder ends at the first ':', as in skopeo; a folder name with ':' in it cannot be used.`);
+  }
+  return { path: layoutPath, refName };
+}
+
+export function formatLayoutReference(ref: LayoutReference): string {
+  return `${LAYOUT_PREFIX}${ref.path}${ref.digest ? `@${ref.digest}` : ref.refName ? `:${ref.refName}` : ''}`;
+}
