@@ -12,13 +12,14 @@ import { appendLayer, mutateConfig, serializeImage, setManifestAnnotations, fami
 import { fileRange, writeLayer, type BuiltLayer } from '../common/oci/layer';
 import { writeOciLayout, type LayoutBlob } from '../common/oci/layout';
 import { layerMediaTypeOf, MediaType } from '../common/oci/mediaTypes';
-import { formatReference } from '../common/oci/reference';
+import { formatReference, manifestReferenceOf } from '../common/oci/reference';
+import { LayoutSourceError } from '../common/oci/layoutSource';
 import { ImageNotFoundError, resolveImage, type ResolvedImage } from '../common/oci/resolve';
 import { collectEntries, type TarOwnership } from '../common/oci/tar';
 import { configChanges, isoTime, modelPaths, tagsToPut } from './imageChanges';
 import { ModelFileHasher, readModelInfo, type ModelInfo } from './modelInfo';
 import type { BakeModelImageParameters } from './parameters';
-import { connectRegistries, type Registries } from './registries';
+import { connectRegistries, mountableBaseRepository, type Registries } from './registries';
 
 interface PlannedLayer {
   role: 'app' | 'model';
@@ -68,12 +69,23 @@ async function buildLayers(params: BakeModelImageParameters, model: ModelInfo, w
 }
 
 async function resolveBase(params: BakeModelImageParameters, registries: Registries): Promise<ResolvedImage> {
-  try {
-    return await resolveImage(registries.base, params.baseImage, params.platform);
-  } catch (err) {
-    if (err instanceof ImageNotFoundError) throw new InputError('baseImage', err.message, `Input 'baseImage': ${err.message} Check the base image reference.`);
-    throw err;
-  }
+  const base = params.baseImage;
+  const reference = base.kind === 'registry' ? manifestReferenceOf(base.ref) : (base.ref.digest ?? base.ref.refName);
+  const display = base.kind === 'registry' ? formatReference(base.ref) : params.baseImageText;
+  return resolveImage(registries.base, reference, params.platform, display);
+}
+
+/** What `org.opencontainers.image.base.name` says: the registry reference, or the layout's ref name (the folder differs from agent to agent). */
+function baseNameForLabels(params: BakeModelImageParameters, base: ResolvedImage): string | undefined {
+  if (params.baseImage.kind === 'registry') return formatReference({ ...params.baseImage.ref, digest: undefined });
+  return base.refName ? `oci:${base.refName}` : undefined;
+}
+
+/** A missing or damaged base (registry image, layout folder, blob) is the baseImage input's to fix. */
+function asBaseImageError(err: unknown): unknown {
+  if (err instanceof ImageNotFoundError) return new InputError('baseImage', err.message, `Input 'baseImage': ${err.message} Check the base image reference.`);
+  if (err instanceof LayoutSourceError) return new InputError('baseImage', err.message);
+  return err;
 }
 
 /** Runs `fn` over items, `limit` at a time. */
@@ -106,7 +118,7 @@ async function pushImage(
       if (result.outcome === 'mounted') tally.mounted += size;
     }
   };
-  const sameRegistry = registries.base === target;
+  const mountFrom = mountableBaseRepository(registries);
   const newBytes = layers.reduce((n, l) => n + l.built.size, 0);
   const progress = new ByteProgress(`Pushing to ${target.registry}/${repository}`, newBytes);
   const blobOptions = { chunkSize: params.uploadChunkSize, onBytes: (n: number) => progress.add(n), onRetract: (n: number) => progress.subtract(n) };
@@ -117,12 +129,12 @@ async function pushImage(
       count(layer.size, { outcome: 'exists', bytesSent: 0, restarts: 0, resumes: 0 });
       return;
     }
-    if (sameRegistry && params.baseImage.repository !== repository && (await target.mountBlob(repository, layer.digest, params.baseImage.repository))) {
+    if (mountFrom && mountFrom !== repository && (await target.mountBlob(repository, layer.digest, mountFrom))) {
       count(layer.size, { outcome: 'mounted', bytesSent: 0, restarts: 0, resumes: 0 });
       return;
     }
     const file = path.join(workDir, `base-${layer.digest.replace(':', '-')}`);
-    await registries.base.downloadBlob(params.baseImage.repository, layer.digest, file);
+    await registries.base.copyBlob(layer.digest, file);
     try {
       count(layer.size, await pushBlob(target, repository, { digest: layer.digest, size: layer.size, open: fileRange(file) }, blobOptions));
     } finally {
@@ -147,7 +159,7 @@ async function writeLayout(params: BakeModelImageParameters, registries: Registr
     throw new Error('an OCI layout holds OCI manifests only');
   }
   const blobs: LayoutBlob[] = [
-    ...base.image.manifest.layers.map((l) => ({ digest: l.digest, size: l.size, download: (file: string) => registries.base.downloadBlob(params.baseImage.repository, l.digest, file).then(() => undefined) })),
+    ...base.image.manifest.layers.map((l) => ({ digest: l.digest, size: l.size, download: (file: string) => registries.base.copyBlob(l.digest, file).then(() => undefined) })),
     ...layers.map((l) => ({ digest: l.built.digest, size: l.built.size, open: () => l.built.open(0, l.built.size) })),
     { digest: serialized.configDescriptor.digest, size: serialized.configBytes.length, bytes: serialized.configBytes },
   ];
@@ -165,7 +177,8 @@ export async function bakeModelImage(params: BakeModelImageParameters): Promise<
     const registries = connectRegistries(params);
     const base = await resolveBase(params, registries);
     const family = familyOfImage(base.image);
-    console.log(`Base ${formatReference(params.baseImage)}: ${formatPlatform(params.platform)} manifest ${base.manifestDigest} (${family === 'docker' ? 'Docker v2' : 'OCI'}), ${base.image.manifest.layers.length} layers`);
+    const baseDisplay = params.baseImage.kind === 'registry' ? formatReference(params.baseImage.ref) : params.baseImageText;
+    console.log(`Base ${baseDisplay}${base.refName && params.baseImage.kind === 'layout' && !params.baseImage.ref.refName ? ` (ref name ${base.refName})` : ''}: ${formatPlatform(params.platform)} manifest ${base.manifestDigest} (${family === 'docker' ? 'Docker v2' : 'OCI'}), ${base.image.manifest.layers.length} layers`);
 
     const built = await buildLayers(params, model, workDir);
     const layers: PlannedLayer[] = built.map((l) => ({
@@ -175,7 +188,7 @@ export async function bakeModelImage(params: BakeModelImageParameters): Promise<
     let image: Image = base.image;
     for (const layer of layers) image = appendLayer(image, { descriptor: layer.descriptor, diffId: layer.built.diffId, history: { created: isoTime(params.epoch), created_by: layer.createdBy, comment: 'BakeModelImage' } });
     if (model.sha256 === undefined) throw new Error('the model sha256 was not computed');
-    const changes = configChanges(params, { ...model, sha256: model.sha256 }, { digest: base.manifestDigest });
+    const changes = configChanges(params, { ...model, sha256: model.sha256 }, { digest: base.manifestDigest, name: baseNameForLabels(params, base) });
     image = mutateConfig(image, changes);
     image = setManifestAnnotations(image, changes.labels ?? {});
     const serialized = serializeImage(image);
@@ -204,7 +217,7 @@ export async function bakeModelImage(params: BakeModelImageParameters): Promise<
     summary.facts([
       ['Image', params.target ? `\`${ref}\`` : '(not pushed)'],
       ['Tags', tags.map((t) => `\`${t}\``).join(', ')],
-      ['Base', `\`${formatReference(params.baseImage)}\` → \`${base.manifestDigest}\` (${formatPlatform(params.platform)}, ${family === 'docker' ? 'Docker v2' : 'OCI'})`],
+      ['Base', `\`${baseDisplay}\` → \`${base.manifestDigest}\` (${formatPlatform(params.platform)}, ${family === 'docker' ? 'Docker v2' : 'OCI'})`],
       ['Model', `${model.name}${model.version ? ` ${model.version}` : ''}, sha256 \`${model.sha256 ?? ''}\`${model.sourceUri ? `, from ${model.sourceUri}` : ''}`],
       ...(tally ? ([['Uploaded', `${formatBytes(tally.uploaded)} (${tally.blobsUploaded} blobs)`], ['Skipped (already in the registry or mounted)', `${formatBytes(tally.skipped)} (${tally.blobsSkipped} blobs)`]] as Array<[string, string]>) : []),
       ...(params.outputLayout ? ([['OCI layout', `\`${params.outputLayout}\``]] as Array<[string, string]>) : []),
@@ -218,6 +231,8 @@ export async function bakeModelImage(params: BakeModelImageParameters): Promise<
       : `Wrote ${ref} to ${params.outputLayout}.`;
     console.log(line);
     return line;
+  } catch (err) {
+    throw asBaseImageError(err);
   } finally {
     fs.rmSync(workDir, { recursive: true, force: true });
   }

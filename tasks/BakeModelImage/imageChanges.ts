@@ -1,5 +1,5 @@
 import type { ConfigChanges } from '../common/oci/image';
-import { formatReference, sanitizeTag } from '../common/oci/reference';
+import { sanitizeTag } from '../common/oci/reference';
 import type { BakeModelImageParameters } from './parameters';
 import type { HashedModel, ModelInfo } from './modelInfo';
 
@@ -24,7 +24,13 @@ export function modelPaths(params: BakeModelImageParameters, model: ModelInfo): 
   return { layerTarget: folder, modelPath: model.servedFile ? `${folder}/${model.servedFile}` : folder };
 }
 
-export function imageLabels(params: BakeModelImageParameters, model: HashedModel, base: { digest: string }): Record<string, string> {
+/** The base as labels name it: `name` is a registry reference, or `oci:<ref-name>` for a layout (never the agent's folder path, which would change the digest). */
+export interface BaseForLabels {
+  digest: string;
+  name?: string;
+}
+
+export function imageLabels(params: BakeModelImageParameters, model: HashedModel, base: BaseForLabels): Record<string, string> {
   const labels: Record<string, string> = {};
   const set = (key: string, value: string | undefined) => {
     if (value) labels[key] = value;
@@ -34,7 +40,7 @@ export function imageLabels(params: BakeModelImageParameters, model: HashedModel
   set('org.opencontainers.image.revision', params.pipeline.sourceVersion);
   set('org.opencontainers.image.version', model.version);
   set('org.opencontainers.image.title', params.target?.repository.split('/').pop() ?? model.name);
-  set('org.opencontainers.image.base.name', formatReference({ ...params.baseImage, digest: undefined }));
+  set('org.opencontainers.image.base.name', base.name);
   set('org.opencontainers.image.base.digest', base.digest);
   set(`${LABEL_PREFIX}.model.name`, model.name);
   set(`${LABEL_PREFIX}.model.version`, model.version);
@@ -50,7 +56,7 @@ export function imageLabels(params: BakeModelImageParameters, model: HashedModel
   return { ...labels, ...params.labels };
 }
 
-export function configChanges(params: BakeModelImageParameters, model: HashedModel, base: { digest: string }): ConfigChanges {
+export function configChanges(params: BakeModelImageParameters, model: HashedModel, base: BaseForLabels): ConfigChanges {
   const { modelPath } = modelPaths(params, model);
   const env: Array<[string, string]> = [
     ['MODEL_PATH', modelPath],

@@ -5,16 +5,19 @@ import { InputError } from '../common/errors';
 import { booleanInput, byteSizeInput, connectionInput, enumInput, existingPath, integerInput, listInput, mapInput, optionalString, requiredString } from '../common/inputs';
 import { parsePlatform, type Platform } from '../common/oci/image';
 import type { LayerCompression } from '../common/oci/mediaTypes';
-import { InvalidReferenceError, isValidTag, parseReference, parseRepository, type ImageReference } from '../common/oci/reference';
+import { InvalidReferenceError, isLayoutReference, isValidTag, parseLayoutReference, parseReference, parseRepository, type ImageReference, type LayoutReference } from '../common/oci/reference';
 
 export type RegistryConnectionChoice =
   | { type: 'azureResourceManager'; input: string; connectionId: string }
   | { type: 'dockerRegistry'; input: string; connectionId: string }
   | { type: 'none' };
 
+/** The base: an image on a registry, or an OCI image layout folder on the agent (`oci:<folder>[:<ref-name>|@<digest>]`). */
+export type BaseImage = { kind: 'registry'; ref: ImageReference } | { kind: 'layout'; ref: LayoutReference };
+
 export interface BakeModelImageParameters {
-  baseImage: ImageReference;
-  /** As the user wrote it, for labels and messages. */
+  baseImage: BaseImage;
+  /** As the user wrote it, for messages and the summary. */
   baseImageText: string;
   platform: Platform;
   connection: RegistryConnectionChoice;
@@ -51,12 +54,21 @@ export interface BakeModelImageParameters {
   workDir: string;
 }
 
-function reference(input: string): { text: string; ref: ImageReference } {
+function baseImage(input: string): { text: string; base: BaseImage } {
   const text = requiredString(input);
   try {
-    return { text, ref: parseReference(text) };
+    if (isLayoutReference(text)) {
+      const ref = parseLayoutReference(text);
+      return { text, base: { kind: 'layout', ref: { ...ref, path: absolutePath(ref.path) } } };
+    }
+    return { text, base: { kind: 'registry', ref: parseReference(text) } };
   } catch (err) {
-    if (err instanceof InvalidReferenceError) throw new InputError(input, `${err.problem} Write it as registry/repository:tag or registry/repository@sha256:<digest>, e.g. myacr.azurecr.io/scoring-app:1.2.`);
+    if (err instanceof InvalidReferenceError) {
+      const hint = isLayoutReference(text)
+        ? 'Write oci:<folder>, oci:<folder>:<ref-name> or oci:<folder>@sha256:<digest>, e.g. oci:$(Pipeline.Workspace)/base:1.2.'
+        : 'Write it as registry/repository:tag or registry/repository@sha256:<digest>, e.g. myacr.azurecr.io/scoring-app:1.2, or oci:<folder>[:<ref-name>] for an OCI image layout on the agent.';
+      throw new InputError(input, `${err.problem} ${hint}`);
+    }
     throw err;
   }
 }
@@ -94,7 +106,7 @@ function absolutePath(p: string): string {
 }
 
 export function readParameters(): BakeModelImageParameters {
-  const base = reference('baseImage');
+  const base = baseImage('baseImage');
   const platformText = optionalString('platform') ?? 'linux/amd64';
   const platform = parsePlatform(platformText);
   if (!platform) throw new InputError('platform', `'${platformText}' is not a platform. Write os/architecture[/variant], e.g. linux/amd64 or linux/arm64.`);
@@ -133,7 +145,7 @@ export function readParameters(): BakeModelImageParameters {
   for (const port of exposedPorts) if (!/^\d{1,5}(\/(tcp|udp|sctp))?$/i.test(port)) throw new InputError('exposedPorts', `'${port}' is not a port. Write e.g. 3000 or 3000/tcp.`);
 
   return {
-    baseImage: base.ref,
+    baseImage: base.base,
     baseImageText: base.text,
     platform,
     connection,

@@ -2,14 +2,25 @@ import { azureConnection } from '../common/connections/azureResourceManager';
 import { registryConnection } from '../common/connections/dockerRegistry';
 import { InputError, TaskError, errorMessage } from '../common/errors';
 import type { RegistryCredential } from '../common/oci/auth';
+import * as tl from 'azure-pipelines-task-lib/task';
+import { RegistryImageSource, type ImageSource } from '../common/oci/imageSource';
+import { LayoutImageSource } from '../common/oci/layoutSource';
 import { apiHostOf } from '../common/oci/reference';
 import { RegistryClient } from '../common/oci/registry';
 import type { BakeModelImageParameters } from './parameters';
 
-/** The registry clients one bake needs: the push target's, and the base image's (the same one when they share a registry). */
+/**
+ * The clients one bake needs: the push target's, and where the base image is read from (the
+ * target's own client when they share a registry, another registry's, or an OCI layout folder).
+ */
 export interface Registries {
   target?: RegistryClient;
-  base: RegistryClient;
+  base: ImageSource;
+}
+
+/** The repository on the target's registry that holds the base, when its layers can be mounted from it. */
+export function mountableBaseRepository(registries: Registries): string | undefined {
+  return registries.base instanceof RegistryImageSource && registries.base.client === registries.target ? registries.base.repository : undefined;
 }
 
 function sameHost(a: string, b: string): boolean {
@@ -51,16 +62,21 @@ export function connectRegistries(params: BakeModelImageParameters): Registries 
     target = new RegistryClient(params.target.registry, { credential, insecure });
   }
 
-  const baseRegistry = params.baseImage.registry;
-  if (target && sameHost(baseRegistry, target.registry)) return { target, base: target };
+  if (params.baseImage.kind === 'layout') {
+    if (params.baseRegistryConnectionId) tl.warning(`baseRegistryConnection '${params.baseRegistryConnectionId}' is not used: the base image is an OCI layout folder on the agent.`);
+    return { target, base: LayoutImageSource.open(params.baseImage.ref.path) };
+  }
+  const baseRef = params.baseImage.ref;
+  const baseRegistry = baseRef.registry;
+  if (target && sameHost(baseRegistry, target.registry)) return { target, base: new RegistryImageSource(target, baseRef.repository) };
   if (params.baseRegistryConnectionId) {
     const rc = registryConnection('baseRegistryConnection', params.baseRegistryConnectionId);
     if (!sameHost(rc.registry, baseRegistry)) {
       throw new InputError('baseRegistryConnection', `service connection '${params.baseRegistryConnectionId}' is for ${rc.registry}, but the base image is on ${baseRegistry}.`);
     }
     const credential: RegistryCredential = rc.username && rc.password ? { kind: 'basic', username: rc.username, password: rc.password, source: `service connection '${params.baseRegistryConnectionId}' (baseRegistryConnection)` } : { kind: 'anonymous' };
-    return { target, base: new RegistryClient(baseRegistry, { credential, insecure: rc.insecure }) };
+    return { target, base: new RegistryImageSource(new RegistryClient(baseRegistry, { credential, insecure: rc.insecure }), baseRef.repository) };
   }
   // A public base (Docker Hub, MCR) is pulled anonymously.
-  return { target, base: new RegistryClient(baseRegistry, { credential: { kind: 'anonymous' } }) };
+  return { target, base: new RegistryImageSource(new RegistryClient(baseRegistry, { credential: { kind: 'anonymous' } }), baseRef.repository) };
 }

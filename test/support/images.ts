@@ -44,10 +44,26 @@ export function credsOf(registry: TestRegistry): string[] {
   return registry.username ? ['--creds', `${registry.username}:${registry.password}`] : [];
 }
 
-export async function makeBaseImage(registry: TestRegistry, spec: BaseImageSpec): Promise<PushedBaseImage> {
-  const work = makeTempDir('base-image-');
+export interface BaseLayout {
+  /** The descriptor index.json names (the index for several platforms). */
+  top: { mediaType: string; digest: string; size: number };
+  layerDiffIds: Record<string, string>;
+  /** Digest of each platform's image manifest, by "os/arch". */
+  manifestDigests: Record<string, string>;
+}
+
+/**
+ * Writes the base image into an OCI image layout folder by hand (GNU tar and gzip for the layer),
+ * adding an index.json entry named `spec.tag`. `mediaTypes: 'docker'` writes Docker v2 schema 2
+ * manifests (and a manifest list) into the layout, as some tools leave them.
+ */
+export async function writeBaseLayout(layout: string, spec: Omit<BaseImageSpec, 'repository' | 'format'> & { mediaTypes?: 'oci' | 'docker' }): Promise<BaseLayout> {
+  const work = makeTempDir('base-layout-');
   try {
-    const layout = path.join(work, 'layout');
+    const docker = spec.mediaTypes === 'docker';
+    const types = docker
+      ? { manifest: 'application/vnd.docker.distribution.manifest.v2+json', config: 'application/vnd.docker.container.image.v1+json', layer: 'application/vnd.docker.image.rootfs.diff.tar.gzip', index: 'application/vnd.docker.distribution.manifest.list.v2+json' }
+      : { manifest: 'application/vnd.oci.image.manifest.v1+json', config: 'application/vnd.oci.image.config.v1+json', layer: 'application/vnd.oci.image.layer.v1.tar+gzip', index: 'application/vnd.oci.image.index.v1+json' };
     fs.mkdirSync(path.join(layout, 'blobs', 'sha256'), { recursive: true });
     fs.writeFileSync(path.join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     const writeBlob = (bytes: Buffer) => {
@@ -58,6 +74,7 @@ export async function makeBaseImage(registry: TestRegistry, spec: BaseImageSpec)
     const platforms = spec.platforms ?? [{ os: 'linux', architecture: 'amd64' }];
     const manifests: Array<{ mediaType: string; digest: string; size: number; platform: object }> = [];
     const layerDiffIds: Record<string, string> = {};
+    const manifestDigests: Record<string, string> = {};
     for (const platform of platforms) {
       let tarFile = spec.rootfsTar;
       if (!tarFile) {
@@ -73,8 +90,9 @@ export async function makeBaseImage(registry: TestRegistry, spec: BaseImageSpec)
       const tar = fs.readFileSync(tarFile);
       const diffId = sha256(tar);
       layerDiffIds[`${platform.os}/${platform.architecture}`] = diffId;
-      await run('sh', ['-c', `gzip -n -c "${tarFile}" > "${tarFile}.gz"`]);
-      const layer = writeBlob(fs.readFileSync(`${tarFile}.gz`));
+      const gzFile = path.join(work, `${path.basename(tarFile)}.gz`);
+      await run('sh', ['-c', `gzip -n -c "${tarFile}" > "${gzFile}"`]);
+      const layer = writeBlob(fs.readFileSync(gzFile));
       const config = writeBlob(
         Buffer.from(
           JSON.stringify({
@@ -88,28 +106,32 @@ export async function makeBaseImage(registry: TestRegistry, spec: BaseImageSpec)
           }),
         ),
       );
-      const manifest = writeBlob(
-        Buffer.from(
-          JSON.stringify({
-            schemaVersion: 2,
-            mediaType: 'application/vnd.oci.image.manifest.v1+json',
-            config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-            layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }],
-          }),
-        ),
-      );
-      manifests.push({ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, platform });
+      const manifest = writeBlob(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, config: { mediaType: types.config, ...config }, layers: [{ mediaType: types.layer, ...layer }] })));
+      manifestDigests[`${platform.os}/${platform.architecture}`] = manifest.digest;
+      manifests.push({ mediaType: types.manifest, ...manifest, platform });
     }
     let top: { mediaType: string; digest: string; size: number };
-    if (manifests.length === 1) top = manifests[0];
-    else top = { mediaType: 'application/vnd.oci.image.index.v1+json', ...writeBlob(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }))) };
-    fs.writeFileSync(
-      path.join(layout, 'index.json'),
-      JSON.stringify({ schemaVersion: 2, manifests: [{ ...top, annotations: { 'org.opencontainers.image.ref.name': spec.tag } }] }),
-    );
+    if (manifests.length === 1) top = { mediaType: manifests[0].mediaType, digest: manifests[0].digest, size: manifests[0].size };
+    else top = { mediaType: types.index, ...writeBlob(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: types.index, manifests }))) };
+    const indexFile = path.join(layout, 'index.json');
+    const index = fs.existsSync(indexFile) ? JSON.parse(fs.readFileSync(indexFile, 'utf8')) : { schemaVersion: 2, manifests: [] };
+    index.manifests = index.manifests.filter((m: any) => m.annotations?.['org.opencontainers.image.ref.name'] !== spec.tag);
+    index.manifests.push({ ...top, annotations: { 'org.opencontainers.image.ref.name': spec.tag } });
+    fs.writeFileSync(indexFile, JSON.stringify(index));
+    return { top, layerDiffIds, manifestDigests };
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export async function makeBaseImage(registry: TestRegistry, spec: BaseImageSpec): Promise<PushedBaseImage> {
+  const work = makeTempDir('base-image-');
+  try {
+    const layout = path.join(work, 'layout');
+    const { layerDiffIds } = await writeBaseLayout(layout, spec);
     const reference = `${registry.host}/${spec.repository}:${spec.tag}`;
     const args = ['copy', '--quiet', '--dest-tls-verify=false', ...(registry.username ? ['--dest-creds', `${registry.username}:${registry.password}`] : [])];
-    if (manifests.length > 1) args.push('--all');
+    if ((spec.platforms ?? []).length > 1) args.push('--all');
     if (spec.format === 'v2s2') args.push('--format', 'v2s2');
     args.push(`oci:${layout}:${spec.tag}`, `docker://${reference}`);
     await run('skopeo', args);

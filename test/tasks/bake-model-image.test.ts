@@ -9,7 +9,8 @@ import { startFaultProxy, type FaultProxy } from '../support/faultProxy';
 import { listLayer, makeBaseImage, readLayoutImage, skopeoCopyToLayout, skopeoInspect, unpackLayers, type PushedBaseImage } from '../support/images';
 import { makeTempDir } from '../support/paths';
 import { startRegistry, type TestRegistry } from '../support/registry';
-import { describeRun, runTask, type RunTaskOptions, type TaskRun } from '../support/taskRunner';
+import { bakeThrough, committedBlobsThrough, failed, registryEndpoint, succeeded } from '../support/bakeRuns';
+import { runTask, type RunTaskOptions } from '../support/taskRunner';
 
 const run = promisify(execFile);
 
@@ -25,25 +26,9 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
   let work: string;
   let ociBase: PushedBaseImage;
 
-  const endpoint = () => ({ id: 'acr-push', scheme: 'UsernamePassword', url: proxy.url, auth: { username: registry.username, password: registry.password, registry: proxy.url } });
+  const endpoint = () => registryEndpoint('acr-push', proxy, registry);
 
-  function bake(inputs: Record<string, string | undefined>, opts: Partial<RunTaskOptions> = {}): Promise<TaskRun> {
-    return runTask('BakeModelImage', {
-      inputs: { connectionType: 'dockerRegistry', dockerRegistryServiceConnection: 'acr-push', ...inputs },
-      endpoints: [endpoint()],
-      ...opts,
-    });
-  }
-
-  function succeeded(r: TaskRun): TaskRun {
-    assert.equal(r.result, 'Succeeded', describeRun(r));
-    return r;
-  }
-
-  function failed(r: TaskRun): TaskRun {
-    assert.equal(r.result, 'Failed', describeRun(r));
-    return r;
-  }
+  const bake = (inputs: Record<string, string | undefined>, opts: Partial<RunTaskOptions> = {}) => bakeThrough(endpoint(), inputs, opts);
 
   /** A model file with FetchModel's manifest beside it, as FetchModel leaves it. */
   function fetchedModelFile(dir: string, name: string, version: string, bytes: Buffer): string {
@@ -76,10 +61,7 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
     return out;
   }
 
-  /** PUT …/blobs/uploads/…?digest=… requests: the blobs actually committed by uploads. */
-  function committedBlobs(): string[] {
-    return proxy.stats.requests.filter((r) => r.method === 'PUT' && /\/blobs\/uploads\//.test(r.path) && r.status === 201).map((r) => decodeURIComponent(/[?&]digest=([^&]+)/.exec(r.path)![1]));
-  }
+  const committedBlobs = () => committedBlobsThrough(proxy);
 
   function blobBytesSent(): number {
     return proxy.stats.requests.filter((r) => /\/blobs\/uploads\//.test(r.path) && (r.method === 'PATCH' || r.method === 'PUT')).reduce((n, r) => n + r.bytesIn, 0);

@@ -1,17 +1,17 @@
 import { TaskError } from '../errors';
 import { checkImage, formatPlatform, selectPlatform, type Image, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from './image';
 import { isImageManifestMediaType, isIndexMediaType, MediaType } from './mediaTypes';
-import { formatReference, manifestReferenceOf, type ImageReference } from './reference';
-import type { RegistryClient } from './registry';
+import type { ImageSource } from './imageSource';
 
-/** The base image: its manifest (for the platform asked for) and config, read from the registry. */
+/** The base image: its manifest (for the platform asked for) and config, read from a registry or a layout. */
 export interface ResolvedImage {
-  reference: ImageReference;
   image: Image;
   /** Digest of the platform's image manifest. */
   manifestDigest: string;
   /** Digest of the index it was picked from, when the reference named a multi-platform index. */
   indexDigest?: string;
+  /** The layout ref name of the image, when it came from an OCI layout. */
+  refName?: string;
 }
 
 export class ImageNotFoundError extends TaskError {
@@ -29,16 +29,13 @@ function parseJson<T>(bytes: Buffer, what: string): T {
   }
 }
 
-export async function resolveImage(client: RegistryClient, ref: ImageReference, platform: Platform): Promise<ResolvedImage> {
-  const display = formatReference(ref);
-  const top = await client.getManifest(ref.repository, manifestReferenceOf(ref));
-  if (!top) {
-    throw new ImageNotFoundError(
-      ref.digest
-        ? `Image ${display} was not found: repository ${ref.repository} on ${ref.registry} has no manifest ${ref.digest}.`
-        : `Image ${display} was not found: repository ${ref.repository} on ${ref.registry} has no tag '${ref.tag ?? 'latest'}' (or the repository does not exist).`,
-    );
-  }
+/**
+ * Reads the image `reference` names in `source` (a tag or ref name, a digest, or undefined for the
+ * source's default); an index is resolved to `platform`. `display` names the image in messages.
+ */
+export async function resolveImage(source: ImageSource, reference: string | undefined, platform: Platform, display: string): Promise<ResolvedImage> {
+  const top = await source.getManifest(reference);
+  if (!top) throw new ImageNotFoundError(`Image ${display} was not found: ${await source.describeMissing(reference)}`);
   let manifestBytes = top.bytes;
   let mediaType = top.mediaType;
   let manifestDigest = top.digest;
@@ -50,8 +47,8 @@ export async function resolveImage(client: RegistryClient, ref: ImageReference, 
       const available = index.manifests.filter((m) => m.platform && m.platform.os !== 'unknown').map((m) => formatPlatform(m.platform!));
       throw new ImageNotFoundError(`Image ${display} has no ${formatPlatform(platform)} variant; it has ${available.join(', ') || 'none with a platform'}. Set the platform input to one of these.`);
     }
-    const picked = await client.getManifest(ref.repository, entry.digest);
-    if (!picked) throw new ImageNotFoundError(`Image ${display} lists ${formatPlatform(platform)} as ${entry.digest}, but the registry does not have that manifest.`);
+    const picked = await source.getManifest(entry.digest);
+    if (!picked) throw new ImageNotFoundError(`Image ${display} lists ${formatPlatform(platform)} as ${entry.digest}, but ${await source.describeMissing(entry.digest)}`);
     indexDigest = top.digest;
     manifestBytes = picked.bytes;
     mediaType = picked.mediaType || entry.mediaType;
@@ -62,7 +59,7 @@ export async function resolveImage(client: RegistryClient, ref: ImageReference, 
   }
   if (!isImageManifestMediaType(mediaType)) throw new TaskError(`Image ${display} has a manifest of type ${mediaType}, which is not a container image.`);
   const manifest = parseJson<ImageManifest>(manifestBytes, `The manifest of ${display}`);
-  const configBytes = await client.getBlobBytes(ref.repository, manifest.config.digest);
+  const configBytes = await source.getBlobBytes(manifest.config.digest);
   const config = parseJson<ImageConfig>(configBytes, `The config of ${display}`);
   const image: Image = { manifestMediaType: mediaType, manifest, config };
   try {
@@ -70,5 +67,5 @@ export async function resolveImage(client: RegistryClient, ref: ImageReference, 
   } catch (err) {
     throw new TaskError(`Image ${display} cannot be extended: ${(err as Error).message}.`);
   }
-  return { reference: ref, image, manifestDigest, indexDigest };
+  return { image, manifestDigest, indexDigest, refName: top.refName };
 }
