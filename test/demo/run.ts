@@ -71,7 +71,14 @@ async function task(name: string, opts: RunTaskOptions): Promise<TaskRun> {
 async function stablePort(service: string): Promise<number> {
   const file = path.join(work, `${service}.port`);
   const last = fs.existsSync(file) ? Number(fs.readFileSync(file, 'utf8')) : undefined;
-  const port = last && (await isPortFree(last)) ? last : await freePort();
+  // A previous run's process may still be letting go of it: give it a few seconds.
+  let free = false;
+  for (let i = 0; last && !free && i < 20; i++) {
+    free = await isPortFree(last);
+    if (!free) await new Promise((r) => setTimeout(r, 250));
+  }
+  const port = free && last ? last : await freePort();
+  if (last && port !== last) say(`    (${service}'s port ${last} is taken: using ${port}; names that include it will differ from the last run)`);
   fs.writeFileSync(file, String(port));
   return port;
 }
