@@ -169,6 +169,11 @@ async function main(): Promise<void> {
       await startApp(model, 'app (micro-batching off)', { BATCHING: 'false' }),
     ];
     try {
+      // JIT and onnxruntime's thread pools warm up once per server before any round counts.
+      for (const server of servers) {
+        await load(server.url, model.width, 16, 2);
+        await load(server.url, model.width, 1, 1);
+      }
       const samples = new Map<string, Row[]>();
       for (let round = 0; round < ROUNDS; round++) {
         for (const concurrency of CONCURRENCIES) {
@@ -196,7 +201,7 @@ async function main(): Promise<void> {
     '',
     `${new Date().toISOString()}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.versions.node}, ${process.platform} ${process.arch}; ` +
       `load average ${loadBefore.toFixed(1)} at the start and ${os.loadavg()[0].toFixed(1)} at the end (other work on the machine skews every figure; compare rows of one run only). ` +
-      `Batch-1 POST /score requests from autocannon (on the same machine) for ${MEASURE_SECONDS} s after ${WARMUP_SECONDS} s of warm-up, one server at a time; ` +
+      `Batch-1 POST /score requests from autocannon (on the same machine) for ${MEASURE_SECONDS} s after ${WARMUP_SECONDS} s of warm-up, one server at a time (each server first warmed for 3 s); ` +
       `${ROUNDS} rounds with the servers taking turns, each figure the median of its rounds. ` +
       'autocannon reports latency in whole milliseconds, so "mean µs" (concurrency ÷ req/s, Little\'s law) gives the finer picture. ' +
       'The app runs with its defaults: signature validation, Prometheus metrics, request ids, no per-request access log line. ' +
