@@ -15,10 +15,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { startAzurite, type AzuriteServer } from '../support/azurite';
-import { makeBaseImage, credsOf } from '../support/images';
+import { credsOf, makeBaseImage, writeBaseLayout } from '../support/images';
 import { startKubeTestServer } from '../support/kube/index';
 import { buildNodeRuntimeRootfsTar, podmanUnusableReason, PODMAN_GLOBAL_ARGS, PODMAN_RUN_ARGS } from '../support/nodeRuntimeBase';
 import { freePort, isPortFree } from '../support/ports';
@@ -30,6 +31,11 @@ import { stageSampleApp, unpackImage } from './serving';
 // MODEL_DELIVERY_DEMO_DIR puts the cache elsewhere (the end-to-end test uses a fresh one).
 const work = path.resolve(process.env.MODEL_DELIVERY_DEMO_DIR ?? path.join(repoRoot, '.tmp', 'demo'));
 const sampleModelDir = path.join(repoRoot, 'sample-app', 'models', 'sample-classifier');
+// --no-registry bakes from and into OCI layout folders even where docker-registry is installed;
+// --no-podman serves the unpacked layers even where podman runs. Both are what a machine without
+// those tools gets anyway.
+const useRegistry = !process.argv.includes('--no-registry');
+const usePodman = !process.argv.includes('--no-podman');
 const started = Date.now();
 const cleanups: Array<() => Promise<void> | void> = [];
 
@@ -139,11 +145,8 @@ async function bake(model: Record<string, string>): Promise<Baked> {
     user: '1000:1000',
     compression: 'gzip',
   };
-  const registryUsable = fs.existsSync('/usr/bin/docker-registry') && which('skopeo') && which('htpasswd');
-  if (!registryUsable) {
-    say('    docker-registry, skopeo or htpasswd is not installed: baking into an OCI image layout instead of a registry');
-    throw new Error('baking without a registry needs a base image in a registry; install docker-registry skopeo apache2-utils');
-  }
+  const registryUsable = useRegistry && fs.existsSync('/usr/bin/docker-registry') && which('skopeo') && which('htpasswd');
+  if (!registryUsable) return bakeIntoLayout(model, baseTar, common);
   // The registry's password is made on the first run and kept with its storage, as a real one's would be.
   const passwordFile = path.join(work, 'registry.password');
   if (!fs.existsSync(passwordFile)) fs.writeFileSync(passwordFile, crypto.randomBytes(16).toString('hex'), { mode: 0o600 });
@@ -170,6 +173,25 @@ async function bake(model: Record<string, string>): Promise<Baked> {
   return { imageRef: run.outputs.ImageRef, digest: run.outputs.ImageDigest, registry };
 }
 
+/**
+ * Without a registry (docker-registry, skopeo or htpasswd missing) the base comes from an OCI
+ * layout folder and the baked image goes into one: connection type None, nothing pushed.
+ */
+async function bakeIntoLayout(model: Record<string, string>, baseTar: string, common: Record<string, string>): Promise<Baked> {
+  say(`    ${useRegistry ? 'docker-registry, skopeo or htpasswd is not installed' : '--no-registry'}: baking from and into OCI image layout folders, with no registry`);
+  const baseLayout = path.join(work, 'base', 'layout');
+  if (!fs.existsSync(path.join(baseLayout, 'index.json'))) {
+    await writeBaseLayout(baseLayout, { tag: '20', rootfsTar: baseTar, config: { Env: ['PATH=/usr/local/bin:/usr/bin:/bin'], Cmd: ['/usr/local/bin/node'] } });
+  }
+  const layout = path.join(work, 'image-layout');
+  fs.rmSync(layout, { recursive: true, force: true });
+  const run = await task('BakeModelImage', {
+    inputs: { connectionType: 'none', baseImage: `oci:${baseLayout}:20`, outputLayout: layout, tags: `demo\n${model.ModelVersion}`, ...common },
+  });
+  say(`    ${run.outputs.ImageRef} (${run.outputs.ImageDigest})`);
+  return { imageRef: run.outputs.ImageRef, digest: run.outputs.ImageDigest, layout };
+}
+
 interface Served {
   url: string;
   how: string;
@@ -178,17 +200,28 @@ interface Served {
 async function serveLocally(baked: Baked, model: Record<string, string>): Promise<Served> {
   const port = await freePort();
   const env = { PORT: String(port), HOST: '127.0.0.1', OCI_IMAGE_DIGEST: baked.digest, OCI_IMAGE_REF: baked.imageRef };
-  const podmanReason = baked.registry ? await podmanUnusableReason() : 'no registry to pull from';
-  if (!podmanReason && baked.registry) {
+  const podmanReason = usePodman ? await podmanUnusableReason() : '--no-podman';
+  if (!podmanReason) {
     const name = `model-delivery-demo-${process.pid}`;
-    say(`    podman: pulling ${baked.imageRef}`);
-    const pull = spawnSync('podman', [...PODMAN_GLOBAL_ARGS, 'pull', '--quiet', '--tls-verify=false', ...credsOf(baked.registry), baked.imageRef], { encoding: 'utf8' });
-    if (pull.status === 0) {
-      const args = [...PODMAN_GLOBAL_ARGS, 'run', '--detach', '--name', name, ...PODMAN_RUN_ARGS, '--network', 'host', ...Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]), baked.imageRef];
-      const run = spawnSync('podman', args, { encoding: 'utf8' });
+    const podman = (...a: string[]) => spawnSync('podman', [...PODMAN_GLOBAL_ARGS, ...a], { encoding: 'utf8' });
+    // From the registry the image was pushed to, or from the OCI layout it was written to.
+    let source = baked.imageRef;
+    if (!baked.registry) {
+      // podman names an image pulled from a layout after the folder's path, which must then be
+      // lower case: pull through a lower-case link.
+      const link = path.join(os.tmpdir(), `model-delivery-demo-layout-${process.pid}`);
+      fs.rmSync(link, { force: true });
+      fs.symlinkSync(baked.layout!, link);
+      cleanups.push(() => fs.rmSync(link, { force: true }));
+      source = `oci:${link}:demo`;
+    }
+    say(`    podman: pulling ${source}`);
+    const pull = podman('pull', '--quiet', ...(baked.registry ? ['--tls-verify=false', ...credsOf(baked.registry)] : []), source);
+    const imageId = pull.stdout.trim().split('\n').pop();
+    if (pull.status === 0 && imageId) {
+      const run = podman('run', '--detach', '--name', name, ...PODMAN_RUN_ARGS, '--network', 'host', ...Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]), imageId);
       if (run.status === 0) {
-        cleanups.push(() => void spawnSync('podman', [...PODMAN_GLOBAL_ARGS, 'rm', '--force', '--time', '5', name], { stdio: 'ignore' }));
-        const podman = (...a: string[]) => spawnSync('podman', [...PODMAN_GLOBAL_ARGS, ...a], { encoding: 'utf8' });
+        cleanups.push(() => void podman('rm', '--force', '--time', '5', name));
         await waitForReady(
           `http://127.0.0.1:${port}`,
           () => podman('logs', name).stdout + podman('logs', name).stderr,
@@ -238,7 +271,8 @@ async function waitForReady(url: string, logs: () => string, alive: () => boolea
 
 async function deploy(baked: Baked, model: Record<string, string>): Promise<Served> {
   const deployInputs = {
-    imageRef: baked.imageRef,
+    // A cluster pulls from a registry: an image only in a layout gets a local name for the simulated cluster.
+    imageRef: baked.registry ? baked.imageRef : `localhost/ml/sample-scoring@${baked.digest}`,
     name: 'sample-scoring',
     namespace: 'model-delivery-demo',
     createNamespace: true,

@@ -57,15 +57,22 @@ export interface ImageConfig {
   WorkingDir?: string;
 }
 
-/** Unpacks the image's layers, in order, into `rootfs` (read with skopeo, the independent client). */
-export async function unpackImage(baked: { imageRef: string; digest: string; registry?: TestRegistry }, rootfs: string): Promise<ImageConfig> {
-  if (!baked.registry) throw new Error('unpacking needs the registry the image was pushed to');
-  const layout = path.join(path.dirname(rootfs), 'layout');
-  fs.rmSync(layout, { recursive: true, force: true });
+/**
+ * Unpacks the image's layers, in order, into `rootfs`: from the OCI layout it was written to, or
+ * from the registry it was pushed to (read with skopeo, the independent client).
+ */
+export async function unpackImage(baked: { imageRef: string; digest: string; registry?: TestRegistry; layout?: string }, rootfs: string): Promise<ImageConfig> {
   fs.rmSync(rootfs, { recursive: true, force: true });
-  await skopeoCopyToLayout(baked.registry, baked.imageRef, layout, 'served');
-  const image = readLayoutImage(layout, 'served');
+  let layout = baked.layout;
+  let copied: string | undefined;
+  if (!layout) {
+    if (!baked.registry) throw new Error('the image is in neither a registry nor a layout');
+    copied = layout = path.join(path.dirname(rootfs), 'layout');
+    fs.rmSync(copied, { recursive: true, force: true });
+    await skopeoCopyToLayout(baked.registry, baked.imageRef, copied, 'demo');
+  }
+  const image = readLayoutImage(layout, 'demo');
   await unpackLayers(image.manifest.layers.map((l: { digest: string }) => image.blob(l.digest)), rootfs);
-  fs.rmSync(layout, { recursive: true, force: true });
+  if (copied) fs.rmSync(copied, { recursive: true, force: true });
   return image.config.config as ImageConfig;
 }

@@ -20,9 +20,9 @@ interface DemoResult {
   seconds: number;
 }
 
-function runDemo(workDir: string): Promise<{ code: number | null; output: string }> {
+function runDemo(workDir: string, flags: string[] = []): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'test', 'demo', 'run.ts')], {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'test', 'demo', 'run.ts'), ...flags], {
       cwd: repoRoot,
       env: { ...process.env, MODEL_DELIVERY_DEMO_DIR: workDir, KUBECONFIG: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -37,6 +37,15 @@ function runDemo(workDir: string): Promise<{ code: number | null; output: string
       resolve({ code, output });
     });
   });
+}
+
+const samples = () => JSON.parse(fs.readFileSync(path.join(repoRoot, 'sample-app', 'models', 'sample-classifier', 'samples.json'), 'utf8'));
+
+function assertExpectedAnswer(result: DemoResult): void {
+  const expected = samples().requests[0].expected;
+  assert.deepEqual(result.model, { name: 'sample-classifier', version: '1.0.0' });
+  assert.deepEqual(result.outputs.label, expected.label);
+  result.outputs.probabilities[0].forEach((p, i) => assert.ok(Math.abs(p - expected.probabilities[0][i]) < 1e-5, `probability ${i}: ${p} vs ${expected.probabilities[0][i]}`));
 }
 
 function resultOf(output: string): DemoResult {
@@ -67,11 +76,7 @@ describe('the whole flow, as the README runs it (npm start)', function () {
   it('scores a request on the freshly baked image with the independently computed answer', () => {
     assert.equal(first.code, 0, first.output.slice(-4000));
     const result = resultOf(first.output);
-    const samples = JSON.parse(fs.readFileSync(path.join(repoRoot, 'sample-app', 'models', 'sample-classifier', 'samples.json'), 'utf8'));
-    const expected = samples.requests[0].expected;
-    assert.deepEqual(result.model, { name: 'sample-classifier', version: '1.0.0' });
-    assert.deepEqual(result.outputs.label, expected.label);
-    result.outputs.probabilities[0].forEach((p, i) => assert.ok(Math.abs(p - expected.probabilities[0][i]) < 1e-5, `probability ${i}: ${p} vs ${expected.probabilities[0][i]}`));
+    assertExpectedAnswer(result);
     assert.match(result.imageRef, /^127\.0\.0\.1:\d+\/ml\/sample-scoring@sha256:[0-9a-f]{64}$/);
     for (const stepTitle of ['[1/5] PublishModel', '[2/5] FetchModel', '[3/5] BakeModelImage', '[4/5]', '[5/5] scoring request']) assert.ok(first.output.includes(stepTitle), stepTitle);
     assert.match(first.output, /DeployToAKS succeeded/);
@@ -93,5 +98,28 @@ describe('the whole flow, as the README runs it (npm start)', function () {
       assert.ok(!run.output.includes(password), 'the registry password leaked');
       assert.ok(!run.output.includes(AZURITE_KEY), 'the storage account key leaked');
     }
+  });
+});
+
+describe('the whole flow on a machine without a registry or podman (npm start -- --no-registry --no-podman)', function () {
+  this.timeout(600_000);
+  let workDir: string;
+  let run: { code: number | null; output: string };
+
+  before(async function () {
+    if (!fs.existsSync(path.join(repoRoot, 'sample-app', 'dist', 'main.js'))) this.skip();
+    workDir = makeTempDir('demo-e2e-offline-');
+    run = await runDemo(workDir, ['--no-registry', '--no-podman']);
+  });
+  after(() => workDir && fs.rmSync(workDir, { recursive: true, force: true }));
+
+  it('bakes from and into OCI layouts, serves the unpacked layers with this node, and scores right', () => {
+    assert.equal(run.code, 0, run.output.slice(-4000));
+    const result = resultOf(run.output);
+    assertExpectedAnswer(result);
+    assert.match(result.imageRef, /^oci:.*image-layout:demo$/);
+    assert.match(run.output, /baking from and into OCI image layout folders/);
+    assert.match(run.output, /from the image's layers unpacked in/);
+    assert.ok(!run.output.includes(AZURITE_KEY), 'the storage account key leaked');
   });
 });
