@@ -2,7 +2,7 @@
 // the same layer to the same kind of registry, in one run; then an unchanged re-bake.
 // Each push goes to a fresh registry, so neither tool can skip or mount what an earlier push left.
 // Writes bench/reports/bake.md.
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { makeBaseImage } from '../../test/support/images';
 import { startRegistry, type TestRegistry } from '../../test/support/registry';
 import { runTask, type TaskRun } from '../../test/support/taskRunner';
+import { bundleTasks } from '../../test/support/bundle';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '..', '..');
@@ -94,7 +95,7 @@ async function timedBake(registry: TestRegistry, modelFile: string, preload: str
 }
 
 async function main(): Promise<void> {
-  if (!fs.existsSync(path.join(root, 'dist', 'tasks', 'BakeModelImage', 'index.js'))) spawnSync(process.execPath, [path.join(root, 'build', 'bundle.mjs'), 'BakeModelImage'], { stdio: 'inherit' });
+  bundleTasks('BakeModelImage');
   fs.mkdirSync(work, { recursive: true });
   const modelFile = path.join(work, 'model.onnx');
   writeModel(modelFile, MODEL_BYTES);

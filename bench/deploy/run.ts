@@ -3,7 +3,6 @@
 //     server to the task saying so, and to the task finishing; Kubernetes API requests per deploy.
 //  2. Side by side on the same rollouts: the task's watch-based waiter against a 1 s poll loop
 //     (GET the Deployment until complete), ms from completion to noticing it, and requests made.
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -13,6 +12,7 @@ import { RolloutWaiter } from '../../tasks/DeployToAKS/rollout';
 import { startKubeTestServer, type KubeTestServer } from '../../test/support/kube';
 import { repoRoot } from '../../test/support/paths';
 import { runTask } from '../../test/support/taskRunner';
+import { bundleTasks } from '../../test/support/bundle';
 
 const DEPLOYS = 8;
 const SIDE_BY_SIDE = 8;
@@ -118,7 +118,7 @@ async function sideBySide(kube: KubeTestServer) {
 }
 
 async function main() {
-  execFileSync(process.execPath, [path.join(repoRoot, 'build', 'bundle.mjs'), 'DeployToAKS'], { cwd: repoRoot, stdio: 'pipe' });
+  bundleTasks('DeployToAKS');
   // 100 ms ticks: a rollout of 3 pods takes a few seconds, like a small real one, and leaves a poll loop room to show its lag.
   const kube = await startKubeTestServer({ tickMs: 100 });
   try {

@@ -6,7 +6,7 @@
  * includes Node start-up, listing and SHA-256 verification; the SDK baseline runs in-process and
  * does no hashing. Peak RSS of the task comes from process.resourceUsage().maxRSS at exit.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -16,13 +16,14 @@ import { startAzurite } from '../../test/support/azurite';
 import { startFaultProxy } from '../../test/support/faultProxy';
 import { agentEnvironment } from '../../test/support/taskRunner';
 import { repoRoot } from '../../test/support/paths';
+import { bundleTasks } from '../../test/support/bundle';
 
 const SIZE = Number(process.env.BENCH_FETCH_BYTES ?? 1024 ** 3);
 const ROUNDS = Number(process.env.BENCH_FETCH_ROUNDS ?? 2);
 const MiB = 1024 * 1024;
 
 async function main() {
-  execFileSync(process.execPath, [path.join(repoRoot, 'build', 'bundle.mjs'), 'FetchModel'], { stdio: 'inherit' });
+  bundleTasks('FetchModel');
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-fetch-'));
   const azurite = await startAzurite({ location: path.join(work, 'azurite') });
   const lines: string[] = [];

@@ -5,7 +5,7 @@ import { repoRoot } from '../support/paths';
 
 describe('task reference docs', () => {
   it('docs/tasks/<Task>.md match their task.json (run `npm run docs` after changing a task.json)', async () => {
-    const { taskDocs } = (await import(path.join(repoRoot, 'build', 'docs.mjs'))) as { taskDocs(): Array<{ file: string; text: string }> };
+    const { taskDocs } = (await import(path.join(repoRoot, '.ci', 'docs.mjs'))) as { taskDocs(): Array<{ file: string; text: string }> };
     const docs = taskDocs();
     assert.ok(docs.length >= 4);
     for (const doc of docs) {

@@ -57,7 +57,7 @@ describe('extension package', function () {
 
   before(async () => {
     outDir = makeTempDir('vsix-');
-    execFileSync(process.execPath, [path.join(repoRoot, 'build', 'package.mjs'), '--output-path', outDir], { cwd: repoRoot, stdio: 'pipe' });
+    execFileSync(process.execPath, [path.join(repoRoot, '.ci', 'package.mjs'), '--output-path', outDir], { cwd: repoRoot, stdio: 'pipe' });
     vsixPath = path.join(outDir, fs.readdirSync(outDir).find((f) => f.endsWith('.vsix'))!);
     zip = await JSZip.loadAsync(fs.readFileSync(vsixPath));
   });
@@ -80,7 +80,7 @@ describe('extension package', function () {
     assert.match(vsixManifest, /Model Delivery for Azure Pipelines/);
     const overridden = makeTempDir('vsix-override-');
     try {
-      execFileSync(process.execPath, [path.join(repoRoot, 'build', 'package.mjs'), '--output-path', overridden, '--publisher', 'contoso', '--extension-id', 'model-delivery-private'], { cwd: repoRoot, stdio: 'pipe' });
+      execFileSync(process.execPath, [path.join(repoRoot, '.ci', 'package.mjs'), '--output-path', overridden, '--publisher', 'contoso', '--extension-id', 'model-delivery-private'], { cwd: repoRoot, stdio: 'pipe' });
       const file = fs.readdirSync(overridden).find((f) => f.endsWith('.vsix'))!;
       assert.equal(file, `contoso.model-delivery-private-${extension.version}.vsix`);
       const manifest = await (await JSZip.loadAsync(fs.readFileSync(path.join(overridden, file)))).file('extension.vsixmanifest')!.async('string');

@@ -4,14 +4,12 @@
  * server application used as the bearer token: no kubelogin on the agent.
  */
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
-import * as path from 'node:path';
 import yaml from 'js-yaml';
 import { AKS_SCOPE, startAzureStandIn, type AzureStandIn } from '../support/azureStandIn';
 import { startKubeTestServer, type KubeTestServer } from '../support/kube';
-import { repoRoot } from '../support/paths';
 import { describeRun, runTask, type RunTaskOptions } from '../support/taskRunner';
+import { bundleTasks } from '../support/bundle';
 
 const image = `scoringacr.azurecr.io/models/scoring@sha256:${'c'.repeat(64)}`;
 
@@ -53,7 +51,7 @@ describe('DeployToAKS (bundled) through an Azure Resource Manager connection', f
   let azure: AzureStandIn;
 
   before(async () => {
-    execFileSync(process.execPath, [path.join(repoRoot, 'build', 'bundle.mjs'), 'DeployToAKS'], { cwd: repoRoot, stdio: 'pipe' });
+    bundleTasks('DeployToAKS');
     const aksToken = `aks-${crypto.randomBytes(20).toString('hex')}`;
     kube = await startKubeTestServer({ tickMs: 20, token: aksToken });
     azure = await startAzureStandIn({

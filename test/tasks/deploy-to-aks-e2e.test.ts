@@ -5,11 +5,9 @@
  * model-delivery-e2e and is created if missing.
  */
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { repoRoot } from '../support/paths';
 import { describeRun, runTask, type RunTaskOptions } from '../support/taskRunner';
+import { bundleTasks } from '../support/bundle';
 
 const kubeconfigFile = process.env.E2E_KUBECONFIG;
 
@@ -22,7 +20,7 @@ describe('DeployToAKS (bundled) against a real cluster (E2E_KUBECONFIG)', functi
       return this.skip();
     }
     if (!process.env.E2E_IMAGE || !process.env.E2E_IMAGE_2) throw new Error('E2E_KUBECONFIG is set: also set E2E_IMAGE and E2E_IMAGE_2 (two pullable images of the scoring app)');
-    execFileSync(process.execPath, [path.join(repoRoot, 'build', 'bundle.mjs'), 'DeployToAKS'], { cwd: repoRoot, stdio: 'pipe' });
+    bundleTasks('DeployToAKS');
   });
 
   const namespace = process.env.E2E_NAMESPACE ?? 'model-delivery-e2e';

@@ -4,7 +4,6 @@
  * image pull secrets, smoke tests, and the bad inputs users make.
  */
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -16,6 +15,7 @@ import { startKubeTestServer, type KubeTestServer } from '../support/kube';
 import { freePort } from '../support/ports';
 import { makeTempDir, repoRoot } from '../support/paths';
 import { describeRun, runTask, type RunTaskOptions, type TaskRun } from '../support/taskRunner';
+import { bundleTasks } from '../support/bundle';
 
 const digestOf = (seed: string) => `sha256:${crypto.createHash('sha256').update(seed).digest('hex')}`;
 const imageOf = (seed: string, repo = 'scoringacr.azurecr.io/models/scoring') => `${repo}@${digestOf(seed)}`;
@@ -28,7 +28,7 @@ describe('DeployToAKS (bundled) against the Kubernetes API test server', functio
   let namespaceCounter = 0;
 
   before(async () => {
-    execFileSync(process.execPath, [path.join(repoRoot, 'build', 'bundle.mjs'), 'DeployToAKS'], { cwd: repoRoot, stdio: 'pipe' });
+    bundleTasks('DeployToAKS');
     kube = await startKubeTestServer({ tickMs: 20 });
   });
 

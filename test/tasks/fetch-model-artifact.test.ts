@@ -1,12 +1,12 @@
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startDevOpsServer, type FakeDevOps } from '../support/devopsServer';
 import { startFaultProxy, type FaultProxy } from '../support/faultProxy';
-import { makeTempDir, repoRoot } from '../support/paths';
+import { makeTempDir } from '../support/paths';
 import { describeRun, runTask, type RunTaskOptions } from '../support/taskRunner';
+import { bundleTasks } from '../support/bundle';
 
 /**
  * FetchModel's pipelineArtifact source, run as the agent runs it, against a stand-in for the
@@ -28,7 +28,7 @@ describe('FetchModel from another pipeline\'s artifact (azure-devops-node-api ag
   const big = bigContent('big model', 6 * 1024 * 1024 + 123);
 
   before(async () => {
-    execFileSync(process.execPath, [path.join(repoRoot, 'build', 'bundle.mjs'), 'FetchModel'], { stdio: 'inherit' });
+    bundleTasks('FetchModel');
     devops = await startDevOpsServer({
       project: 'ml-platform',
       pipelines: [

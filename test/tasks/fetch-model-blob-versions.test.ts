@@ -1,5 +1,4 @@
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -7,8 +6,9 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { AZURITE_ACCOUNT, AZURITE_KEY } from '../support/azurite';
 import { startFaultProxy, type FaultProxy } from '../support/faultProxy';
-import { makeTempDir, repoRoot } from '../support/paths';
+import { makeTempDir } from '../support/paths';
 import { describeRun, runTask } from '../support/taskRunner';
+import { bundleTasks } from '../support/bundle';
 
 /**
  * FetchModel's versionId selector against a local stand-in for the Blob service calls it makes,
@@ -131,7 +131,7 @@ describe('FetchModel versionId selector (Blob versioning stand-in; Azurite has n
   const ids = { v1: '2026-11-20T10:00:00.1111111Z', v2: '2026-11-21T10:00:00.2222222Z', v3: '2026-11-22T10:00:00.3333333Z', retired: '2026-10-01T08:00:00.4444444Z', snap: '2026-11-21T12:00:00.5555555Z' };
 
   before(async () => {
-    execFileSync(process.execPath, [path.join(repoRoot, 'build', 'bundle.mjs'), 'FetchModel'], { stdio: 'inherit' });
+    bundleTasks('FetchModel');
     blob = await startBlobVersionStandIn('models', {
       'churn/model.onnx': [
         { versionId: ids.v1, data: v1, metadata: { sha256: sha256(v1), modelVersion: '1.0.0' }, lastModified: new Date(Date.parse(ids.v1)) },

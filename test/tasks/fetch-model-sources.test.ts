@@ -1,12 +1,12 @@
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { makeTempDir, repoRoot } from '../support/paths';
+import { makeTempDir } from '../support/paths';
 import { startS3rver, type S3Server } from '../support/s3rver';
 import { describeRun, runTask } from '../support/taskRunner';
+import { bundleTasks } from '../support/bundle';
 
 /** FetchModel from S3 (s3rver) and PublishModel to S3; pipeline artifacts are in fetch-model-artifact.test.ts. */
 
@@ -21,7 +21,7 @@ describe('FetchModel from S3 (s3rver) and PublishModel to S3', function () {
   const v = (version: string) => crypto.createHash('sha512').update(`s3 ${version}`).digest();
 
   before(async () => {
-    execFileSync(process.execPath, [path.join(repoRoot, 'build', 'bundle.mjs'), 'FetchModel', 'PublishModel'], { stdio: 'inherit' });
+    bundleTasks('FetchModel', 'PublishModel');
     s3 = await startS3rver();
     client = new S3Client({ region: s3.region, endpoint: s3.endpoint, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
     await client.send(new CreateBucketCommand({ Bucket: 'models' }));

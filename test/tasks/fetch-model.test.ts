@@ -1,13 +1,13 @@
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BlobServiceClient, BlobSASPermissions, type ContainerClient } from '@azure/storage-blob';
 import { startAzurite, type AzuriteServer } from '../support/azurite';
 import { startFaultProxy, type FaultProxy } from '../support/faultProxy';
-import { makeTempDir, repoRoot } from '../support/paths';
+import { makeTempDir } from '../support/paths';
 import { describeRun, runTask, type RunTaskOptions, type TaskRun } from '../support/taskRunner';
+import { bundleTasks } from '../support/bundle';
 
 /** FetchModel against Azurite, run as the agent runs it (bundled index.js, INPUT_* variables). */
 
@@ -58,7 +58,7 @@ describe('FetchModel against Azurite', function () {
   }
 
   before(async () => {
-    execFileSync(process.execPath, [path.join(repoRoot, 'build', 'bundle.mjs'), 'FetchModel'], { stdio: 'inherit' });
+    bundleTasks('FetchModel');
     azurite = await startAzurite();
     service = BlobServiceClient.fromConnectionString(azurite.connectionString);
     models = service.getContainerClient('models');

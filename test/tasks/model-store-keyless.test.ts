@@ -13,8 +13,9 @@ import * as path from 'node:path';
 import type { ContainerClient } from '@azure/storage-blob';
 import { STORAGE_SCOPE, oidcSubject, startAzureStandIn, type AzureStandIn } from '../support/azureStandIn';
 import { startAzurite, type AzuriteServer } from '../support/azurite';
-import { makeTempDir, repoRoot } from '../support/paths';
+import { makeTempDir } from '../support/paths';
 import { assertNoSecretsLeaked, describeRun, runTask, type RunTaskOptions, type ServiceEndpoint, type TaskRun } from '../support/taskRunner';
+import { bundleTasks } from '../support/bundle';
 
 const sha256 = (data: Buffer | string) => crypto.createHash('sha256').update(data).digest('hex');
 const TASK_USER_AGENT = 'model-delivery-azure-pipelines';
@@ -54,7 +55,7 @@ describe('PublishModel and FetchModel keyless: workload identity federation to B
     const certOnly = fs.readFileSync(path.join(certDir, 'cert.pem'), 'utf8');
     certificatePem = fs.readFileSync(path.join(certDir, 'key.pem'), 'utf8') + certOnly;
     fs.rmSync(certDir, { recursive: true, force: true });
-    execFileSync(process.execPath, [path.join(repoRoot, 'build', 'bundle.mjs'), 'PublishModel', 'FetchModel'], { cwd: repoRoot, stdio: 'pipe' });
+    bundleTasks('PublishModel', 'FetchModel');
     [azure, azurite] = await Promise.all([
       startAzureStandIn({
         tenantId,

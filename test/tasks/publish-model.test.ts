@@ -1,12 +1,12 @@
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { startAzurite, type AzuriteServer } from '../support/azurite';
-import { makeTempDir, repoRoot } from '../support/paths';
+import { makeTempDir } from '../support/paths';
 import { describeRun, runTask, type TaskRun } from '../support/taskRunner';
+import { bundleTasks } from '../support/bundle';
 
 /** PublishModel against Azurite, then FetchModel reading what it published: the demo's path. */
 
@@ -25,7 +25,7 @@ describe('PublishModel against Azurite, then FetchModel', function () {
   };
 
   before(async () => {
-    execFileSync(process.execPath, [path.join(repoRoot, 'build', 'bundle.mjs'), 'PublishModel', 'FetchModel'], { stdio: 'inherit' });
+    bundleTasks('PublishModel', 'FetchModel');
     azurite = await startAzurite();
     const service = BlobServiceClient.fromConnectionString(azurite.connectionString);
     models = service.getContainerClient('models');

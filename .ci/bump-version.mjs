@@ -1,7 +1,7 @@
 // Bumps the Patch of every task whose code changed since a git ref, and the extension's version
 // with them, so that an org that installs the new .vsix gets the new task versions (the agent
 // caches tasks by version: a changed task with an unchanged version would not be picked up).
-//   node build/bump-version.mjs [--since <ref>] [--dry-run]
+//   node .ci/bump-version.mjs [--since <ref>] [--dry-run]
 // Without --since, the ref is the newest tag matching v*; a change under tasks/common counts
 // for every task, since each bundle carries it.
 import { execFileSync } from 'node:child_process';
