@@ -218,6 +218,8 @@ async function serveLocally(baked: Baked, model: Record<string, string>): Promis
     say(`    podman: pulling ${source}`);
     const pull = podman('pull', '--quiet', ...(baked.registry ? ['--tls-verify=false', ...credsOf(baked.registry)] : []), source);
     const imageId = pull.stdout.trim().split('\n').pop();
+    // Podman's vfs storage holds a full copy of every image: the pulled one goes with the demo.
+    if (pull.status === 0 && imageId) cleanups.push(() => void podman('rmi', '--force', imageId));
     if (pull.status === 0 && imageId) {
       const run = podman('run', '--detach', '--name', name, ...PODMAN_RUN_ARGS, '--network', 'host', ...Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]), imageId);
       if (run.status === 0) {
