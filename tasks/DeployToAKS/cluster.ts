@@ -5,7 +5,6 @@
  */
 import '../common/kube/quietPunycodeWarning';
 import { KubeConfig } from '@kubernetes/client-node';
-import { ContainerServiceClient } from '@azure/arm-containerservice';
 import type { TokenCredential } from '@azure/identity';
 import * as tl from 'azure-pipelines-task-lib/task';
 import { InputError, TaskError, errorMessage } from '../common/errors';
@@ -95,13 +94,16 @@ export function armCredentialSource(inputName: string, connectionId: string): Ar
   const azure = azureConnection(inputName, connectionId);
   if (!azure.subscriptionId) throw new InputError(inputName, `service connection '${connectionId}' has no subscription. Use a connection scoped to the subscription that holds the cluster.`);
   const endpoint = azure.resourceManagerUrl.replace(/\/+$/, '');
-  const client = new ContainerServiceClient(azure.credential, azure.subscriptionId, { endpoint, credentials: { scopes: [`${endpoint}/.default`] } });
+  const subscriptionId = azure.subscriptionId;
+  // The ARM client is loaded on this path only: a Kubernetes-connection deploy never pays for it.
+  const client = import('@azure/arm-containerservice').then(({ ContainerServiceClient }) => new ContainerServiceClient(azure.credential, subscriptionId, { endpoint, credentials: { scopes: [`${endpoint}/.default`] } }));
   return {
     credential: azure.credential,
     async listKubeconfig(resourceGroup, clusterName, admin) {
       let result;
       try {
-        result = admin ? await client.managedClusters.listClusterAdminCredentials(resourceGroup, clusterName) : await client.managedClusters.listClusterUserCredentials(resourceGroup, clusterName, { format: 'exec' });
+        const clusters = (await client).managedClusters;
+        result = admin ? await clusters.listClusterAdminCredentials(resourceGroup, clusterName) : await clusters.listClusterUserCredentials(resourceGroup, clusterName, { format: 'exec' });
       } catch (err) {
         const status = (err as { statusCode?: number }).statusCode;
         const hint =

@@ -6,27 +6,29 @@ import { TaskError } from '../common/errors';
 import { sha256File } from '../common/fsutil';
 import { setOutput } from '../common/outputs';
 import { ByteProgress } from '../common/progress';
-import { AzureBlobStore } from '../common/storage/azureBlob';
 import { Limiter, mapLimited, type ObjectStore } from '../common/storage/objectStore';
 import { downloadObjectToFile } from '../common/storage/rangedDownload';
-import { S3Store } from '../common/storage/s3';
 import { RunSummary, formatBytes, formatDuration } from '../common/summary';
-import { PipelineArtifactStore } from './artifactStore';
 import { MODEL_MANIFEST_FILE, modelSha256, readModelManifest, writeModelManifest, type ModelManifest, type ModelManifestFile } from './modelManifest';
 import type { FetchModelParameters, SourceParameters } from './parameters';
 import { resolveModel, type ResolvedModel } from './selectModel';
 import { UrlStore } from './urlStore';
 
-export function storeFor(source: SourceParameters): ObjectStore {
+/**
+ * The store for the source. Each SDK is loaded only when its source is used: the Azure, AWS and
+ * Azure DevOps clients together are most of the bundle, and loading all three would slow every
+ * task start.
+ */
+export async function storeFor(source: SourceParameters): Promise<ObjectStore> {
   switch (source.type) {
     case 'azureBlob':
-      return AzureBlobStore.fromLocation(source.location);
+      return (await import('../common/storage/azureBlob')).AzureBlobStore.fromLocation(source.location);
     case 's3':
-      return new S3Store(source.location);
+      return new (await import('../common/storage/s3')).S3Store(source.location);
     case 'url':
       return new UrlStore(source.url);
     case 'pipelineArtifact':
-      return new PipelineArtifactStore(source.artifact);
+      return new (await import('./artifactStore')).PipelineArtifactStore(source.artifact);
   }
 }
 
@@ -43,7 +45,8 @@ export interface FetchResult {
 }
 
 /** What the task does: resolve, use the cache or download and verify, install, report. */
-export async function fetchModel(params: FetchModelParameters, store: ObjectStore = storeFor(params.source)): Promise<string> {
+export async function fetchModel(params: FetchModelParameters, givenStore?: ObjectStore): Promise<string> {
+  const store = givenStore ?? (await storeFor(params.source));
   const result = await fetchModelToTarget(params, store);
   publishOutputs(result);
   writeSummary(params, store, result);

@@ -4,15 +4,16 @@ import * as path from 'node:path';
 import { TaskError } from '../common/errors';
 import { setOutput } from '../common/outputs';
 import { ByteProgress } from '../common/progress';
-import { AzureBlobStore } from '../common/storage/azureBlob';
 import { mapLimited, type ObjectWriter } from '../common/storage/objectStore';
-import { S3Store } from '../common/storage/s3';
 import { RunSummary, formatBytes, formatDuration } from '../common/summary';
 import { compareByteOrder, modelSha256 } from '../FetchModel/modelManifest';
 import type { DestinationParameters, PublishModelParameters } from './parameters';
 
-export function writerFor(destination: DestinationParameters): ObjectWriter {
-  return destination.type === 'azureBlob' ? AzureBlobStore.fromLocation(destination.location) : new S3Store(destination.location);
+/** The writer for the destination; each SDK is loaded only when its destination is used. */
+export async function writerFor(destination: DestinationParameters): Promise<ObjectWriter> {
+  return destination.type === 'azureBlob'
+    ? (await import('../common/storage/azureBlob')).AzureBlobStore.fromLocation(destination.location)
+    : new (await import('../common/storage/s3')).S3Store(destination.location);
 }
 
 interface LocalFile {
@@ -52,7 +53,8 @@ async function hashFile(file: string): Promise<{ sha256: string; md5: string }> 
   return { sha256: sha.digest('hex'), md5: md5.digest('hex') };
 }
 
-export async function publishModel(params: PublishModelParameters, writer: ObjectWriter = writerFor(params.destination)): Promise<string> {
+export async function publishModel(params: PublishModelParameters, givenWriter?: ObjectWriter): Promise<string> {
+  const writer = givenWriter ?? (await writerFor(params.destination));
   const layout = fs.statSync(params.modelPath).isFile() ? 'file' : 'folder';
   const prefix = `${params.pathPrefix}${params.modelName}/${params.modelVersion}/`;
 
