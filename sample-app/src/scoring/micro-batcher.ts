@@ -27,7 +27,8 @@ export interface MicroBatcherOptions {
 interface Job {
   feeds: Feeds;
   rows: number;
-  shapeKey: string;
+  /** Input names and row shapes; worked out only when the job may join a batch (a lone request never needs it). */
+  shapeKey?: string;
   enqueuedAt: bigint;
   resolve: (outputs: Feeds) => void;
   reject: (error: unknown) => void;
@@ -54,11 +55,9 @@ export class MicroBatcher {
 
   submit(feeds: Feeds): Promise<Feeds> {
     return new Promise<Feeds>((resolve, reject) => {
-      const names = Object.keys(feeds).sort();
       const job: Job = {
         feeds,
-        rows: names.length > 0 ? feeds[names[0]].dims[0] ?? 1 : 1,
-        shapeKey: names.map((name) => `${name}:${feeds[name].dims.slice(1).join('x')}`).join('|'),
+        rows: rowsOf(feeds),
         enqueuedAt: process.hrtime.bigint(),
         resolve,
         reject,
@@ -112,7 +111,7 @@ export class MicroBatcher {
     let rows = first.rows;
     for (let i = 0; i < this.queue.length && rows < this.options.maxBatchRows;) {
       const job = this.queue[i];
-      if (job.shapeKey === first.shapeKey && rows + job.rows <= this.options.maxBatchRows) {
+      if (shapeKeyOf(job) === shapeKeyOf(first) && rows + job.rows <= this.options.maxBatchRows) {
         batch.push(job);
         rows += job.rows;
         this.queue.splice(i, 1);
@@ -157,9 +156,29 @@ export class MicroBatcher {
   private async timedRun(feeds: Feeds, rows: number, requests: number): Promise<Feeds> {
     const started = process.hrtime.bigint();
     const outputs = await this.runSession(feeds);
-    this.observer?.ran(rows, requests, Number(process.hrtime.bigint() - started) / 1e9);
+    // Reported on the next tick, so the metrics are not on a response's way out: the promise chain from
+    // here to the socket write runs first, and ticks still run before any new I/O (no scrape can miss a run).
+    if (this.observer !== undefined) process.nextTick(reportRun, this.observer, rows, requests, Number(process.hrtime.bigint() - started) / 1e9);
     return outputs;
   }
+}
+
+function reportRun(observer: BatchObserver, rows: number, requests: number, seconds: number): void {
+  observer.ran(rows, requests, seconds);
+}
+
+/** The first dimension of the input whose name sorts first (batchable inputs all agree on it: checkSameRows). */
+function rowsOf(feeds: Feeds): number {
+  let first: string | undefined;
+  for (const name in feeds) if (first === undefined || name < first) first = name;
+  return first === undefined ? 1 : feeds[first].dims[0] ?? 1;
+}
+
+function shapeKeyOf(job: Job): string {
+  if (job.shapeKey === undefined) {
+    job.shapeKey = Object.keys(job.feeds).sort().map((name) => `${name}:${job.feeds[name].dims.slice(1).join('x')}`).join('|');
+  }
+  return job.shapeKey;
 }
 
 /** Concatenates each input along its first dimension. */
