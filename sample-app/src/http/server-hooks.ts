@@ -8,7 +8,8 @@ import type { MetricsService } from '../metrics/metrics.service.js';
 export const SCORING_ROUTE = { scoring: true };
 
 const arriving = new WeakSet<FastifyRequest>();
-const counted = new WeakSet<FastifyRequest>();
+/** Requests counted in flight and not yet finished, with their route template (read once: Fastify builds routeOptions on every access). */
+const counted = new WeakMap<FastifyRequest, string>();
 
 let lifecycleRef: LifecycleService | undefined;
 
@@ -24,17 +25,21 @@ export function installServerHooks(
   accessLog: boolean,
 ): void {
   lifecycleRef = lifecycle;
-  const finish = (request: FastifyRequest): boolean => {
+  /** The request's route template the first time it finishes (answered or aborted), else undefined. */
+  const finish = (request: FastifyRequest): string | undefined => {
     endArrival(request);
-    if (!counted.delete(request)) return false;
-    metrics.inFlight.dec();
-    return true;
+    const route = counted.get(request);
+    if (route === undefined) return undefined;
+    counted.delete(request);
+    metrics.requestsInFlight--;
+    return route;
   };
 
   fastify.addHook('onRequest', (request, _reply, done) => {
-    counted.add(request);
-    metrics.inFlight.inc();
-    if ((request.routeOptions.config as { scoring?: boolean } | undefined)?.scoring) {
+    const { url, config } = request.routeOptions;
+    counted.set(request, url ?? 'unmatched');
+    metrics.requestsInFlight++;
+    if ((config as { scoring?: boolean } | undefined)?.scoring) {
       arriving.add(request);
       lifecycle.arrivalStarted();
     }
@@ -61,8 +66,8 @@ export function installServerHooks(
   };
 
   fastify.addHook('onResponse', (request, reply, done) => {
-    if (finish(request)) {
-      const route = request.routeOptions.url ?? 'unmatched';
+    const route = finish(request);
+    if (route !== undefined) {
       const { count, duration } = seriesOf(route, request.method, reply.statusCode);
       count.inc();
       duration.observe(reply.elapsedTime / 1000);
@@ -74,7 +79,7 @@ export function installServerHooks(
   });
 
   fastify.addHook('onRequestAbort', (request, done) => {
-    if (finish(request)) request.log.info({ method: request.method, url: request.url }, 'client closed the connection before the response');
+    if (finish(request) !== undefined) request.log.info({ method: request.method, url: request.url }, 'client closed the connection before the response');
     done();
   });
 }

@@ -26,10 +26,16 @@ export class MetricsService implements BatchObserver {
     registers: [this.registry],
   });
 
-  readonly inFlight = new Gauge({
+  /** HTTP requests received and not yet answered: a plain count on the request path, read by the gauge at scrape time. */
+  requestsInFlight = 0;
+
+  readonly inFlight: Gauge = new Gauge({
     name: 'http_requests_in_flight',
     help: 'HTTP requests received and not yet answered.',
     registers: [this.registry],
+    collect: () => {
+      this.inFlight.set(this.requestsInFlight);
+    },
   });
 
   readonly inferenceDuration = new Histogram({
