@@ -30,6 +30,9 @@ export async function createApp(config: AppConfig, logger: Logger, apiKeys: ApiK
     // The access log is written by the onResponse hook (one line per request, with the route and duration).
     logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
     return503OnClosing: true,
+    // The app has no Nest middleware, so @fastify/middie (an onRequest hook run on every request) is left
+    // out. Adding middleware (a configure() in a module) means removing this line.
+    skipMiddie: true,
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.register(config, logger, apiKeys), adapter, {
     bodyParser: false,
