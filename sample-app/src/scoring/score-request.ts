@@ -11,25 +11,26 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 export function parseScoreBody(body: unknown, signature: ModelSignature, limits: InputLimits): Feeds {
   const names = signature.inputs.map((spec) => spec.name);
-  const form = `{"inputs": {${names.map((name) => `"${name}": [...]`).join(', ')}}}`;
+  // Spelled out only for an error message: a valid request never needs it.
+  const form = () => `{"inputs": {${names.map((name) => `"${name}": [...]`).join(', ')}}}`;
   if (!isPlainObject(body)) {
-    throw new InputError(`the request body must be a JSON object such as ${form}`);
+    throw new InputError(`the request body must be a JSON object such as ${form()}`);
   }
   const extra = Object.keys(body).filter((key) => key !== 'inputs' && key !== 'data');
   if (extra.length > 0) {
-    throw new InputError(`unknown field${extra.length > 1 ? 's' : ''} ${extra.map((k) => `"${k}"`).join(', ')} in the request body; expected ${form}`);
+    throw new InputError(`unknown field${extra.length > 1 ? 's' : ''} ${extra.map((k) => `"${k}"`).join(', ')} in the request body; expected ${form()}`);
   }
   let inputs: Record<string, unknown>;
   if ('data' in body) {
     if ('inputs' in body) throw new InputError('send either "inputs" or "data", not both');
     if (names.length !== 1) {
-      throw new InputError(`"data" is only for single-input models; this model has inputs ${names.map((n) => `"${n}"`).join(', ')}: send ${form}`);
+      throw new InputError(`"data" is only for single-input models; this model has inputs ${names.map((n) => `"${n}"`).join(', ')}: send ${form()}`);
     }
     inputs = { [names[0]]: body.data };
   } else if (isPlainObject(body.inputs)) {
     inputs = body.inputs;
   } else {
-    throw new InputError(`"inputs" must be an object of input name to nested array, such as ${form}`);
+    throw new InputError(`"inputs" must be an object of input name to nested array, such as ${form()}`);
   }
   const unknown = Object.keys(inputs).filter((name) => !names.includes(name));
   if (unknown.length > 0) {

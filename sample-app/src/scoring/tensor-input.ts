@@ -23,19 +23,20 @@ function expectation(spec: TensorSpec): string {
 
 /** Checks a concrete shape against the signature: rank, fixed dimensions, empty and row limits. */
 export function checkShape(spec: TensorSpec, dims: number[], limits: InputLimits): void {
-  const got = `[${dims.join(', ')}]`;
+  const got = () => `[${dims.join(', ')}]`;
   if (dims.length !== spec.dims.length) {
-    throw new InputError(`input "${spec.name}": ${expectation(spec)} (rank ${spec.dims.length}), got shape ${got} (rank ${dims.length})`);
+    throw new InputError(`input "${spec.name}": ${expectation(spec)} (rank ${spec.dims.length}), got shape ${got()} (rank ${dims.length})`);
   }
-  dims.forEach((size, axis) => {
+  for (let axis = 0; axis < dims.length; axis++) {
+    const size = dims[axis];
     const fixed = spec.dims[axis];
     if (fixed !== null && size !== fixed) {
-      throw new InputError(`input "${spec.name}": ${expectation(spec)}, got shape ${got}: dimension ${axis} must be ${fixed}`);
+      throw new InputError(`input "${spec.name}": ${expectation(spec)}, got shape ${got()}: dimension ${axis} must be ${fixed}`);
     }
     if (size === 0) {
-      throw new InputError(`input "${spec.name}": ${expectation(spec)}, got shape ${got}: dimension ${axis} is empty`);
+      throw new InputError(`input "${spec.name}": ${expectation(spec)}, got shape ${got()}: dimension ${axis} is empty`);
     }
-  });
+  }
   if (spec.dims.length > 0 && spec.dims[0] === null && dims[0] > limits.maxRows) {
     throw new InputError(`input "${spec.name}": ${dims[0]} rows is more than the ${limits.maxRows} allowed in one request (MAX_ROWS_PER_REQUEST)`);
   }
@@ -45,11 +46,8 @@ function elementCount(dims: number[]): number {
   return dims.reduce((product, size) => product * size, 1);
 }
 
-function storeOrThrow(spec: TensorSpec, tensor: HostTensor, index: number, value: unknown, where: () => string): void {
-  const problem = storeElement(spec.type, tensor.data, index, value);
-  if (problem !== undefined) {
-    throw new InputError(`input "${spec.name}": ${where()} is ${describeType(value)}, expected ${problem}`);
-  }
+function badElement(spec: TensorSpec, where: string, value: unknown, problem: string): InputError {
+  return new InputError(`input "${spec.name}": ${where} is ${describeType(value)}, expected ${problem}`);
 }
 
 /** A nested JSON array (e.g. [[1,2,3,4],[5,6,7,8]]) whose nesting gives the shape. */
@@ -72,7 +70,8 @@ export function tensorFromNested(spec: TensorSpec, value: unknown, limits: Input
   let next = 0;
   const fill = (node: unknown, depth: number, path: number[]): void => {
     if (depth === dims.length) {
-      storeOrThrow(spec, tensor, next++, node, () => `${spec.name}${path.map((i) => `[${i}]`).join('')}`);
+      const problem = storeElement(spec.type, tensor.data, next++, node);
+      if (problem !== undefined) throw badElement(spec, `${spec.name}${path.map((i) => `[${i}]`).join('')}`, node, problem);
       return;
     }
     if (!Array.isArray(node) || node.length !== dims[depth]) {
@@ -110,7 +109,10 @@ export function tensorFromV2(spec: TensorSpec, input: Record<string, unknown>, l
     throw new InputError(`input "${spec.name}": shape [${dims.join(', ')}] needs ${elementCount(dims)} elements, got ${flat === undefined ? 'arrays nested deeper than the shape' : flat.length}`);
   }
   const tensor: HostTensor = { type: spec.type, dims, data: allocate(spec.type, flat.length) };
-  for (let i = 0; i < flat.length; i++) storeOrThrow(spec, tensor, i, flat[i], () => `data[${i}]`);
+  for (let i = 0; i < flat.length; i++) {
+    const problem = storeElement(spec.type, tensor.data, i, flat[i]);
+    if (problem !== undefined) throw badElement(spec, `data[${i}]`, flat[i], problem);
+  }
   return tensor;
 }
 
