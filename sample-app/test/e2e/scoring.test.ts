@@ -62,20 +62,30 @@ describe('scoring service over HTTP (sample model)', function () {
   it('joins concurrent requests into batches and answers each correctly, bad ones with 400 only', async () => {
     const rows = sampleRows(120, 4, 7);
     const expected = referenceForward(layers, rows);
-    const results = await Promise.all(rows.map((row, i) => postJson(`${app.url}/score`, { data: i % 10 === 3 ? [row.slice(0, 3)] : [row] })));
-    results.forEach((result, i) => {
-      if (i % 10 === 3) {
-        assert.equal(result.status, 400);
-        assert.match(result.body.message, /input "features"/);
-      } else {
-        assert.equal(result.status, 200, JSON.stringify(result.body));
-        assertClose(result.body.outputs.probabilities, [expected.probabilities[i]]);
-      }
-    });
-    const metrics = await (await fetch(`${app.url}/metrics`)).text();
-    const count = Number(/^model_batch_requests_count (\d+)/m.exec(metrics)![1]);
-    const sum = Number(/^model_batch_requests_sum (\d+)/m.exec(metrics)![1]);
-    assert.ok(sum > count, `no batch joined more than one request (runs ${count}, requests ${sum})`);
+    const batchFigures = async () => {
+      const metrics = await (await fetch(`${app.url}/metrics`)).text();
+      return { count: Number(/^model_batch_requests_count (\d+)/m.exec(metrics)![1]), sum: Number(/^model_batch_requests_sum (\d+)/m.exec(metrics)![1]) };
+    };
+    // Whether two requests meet in one run depends on how the OS schedules the client and the
+    // server; on a loaded machine one burst may go through one by one. Every burst's answers are
+    // checked; batching must show within three bursts.
+    let figures = { count: 0, sum: 0 };
+    for (let burst = 0; burst < 3 && figures.sum <= figures.count; burst++) {
+      const before = await batchFigures();
+      const results = await Promise.all(rows.map((row, i) => postJson(`${app.url}/score`, { data: i % 10 === 3 ? [row.slice(0, 3)] : [row] })));
+      results.forEach((result, i) => {
+        if (i % 10 === 3) {
+          assert.equal(result.status, 400);
+          assert.match(result.body.message, /input "features"/);
+        } else {
+          assert.equal(result.status, 200, JSON.stringify(result.body));
+          assertClose(result.body.outputs.probabilities, [expected.probabilities[i]]);
+        }
+      });
+      const after = await batchFigures();
+      figures = { count: after.count - before.count, sum: after.sum - before.sum };
+    }
+    assert.ok(figures.sum > figures.count, `no batch joined more than one request in three bursts (last burst: runs ${figures.count}, requests ${figures.sum})`);
   });
 
   const badInputs: Array<[string, unknown, RegExp]> = [
