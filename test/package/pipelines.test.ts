@@ -77,6 +77,18 @@ describe('sample pipelines', () => {
     });
   }
 
+  for (const doc of ['README.md', path.join('docs', 'overview.md')]) {
+    it(`the YAML examples in ${doc} use our tasks as their task.json defines them`, () => {
+      const blocks = [...fs.readFileSync(path.join(repoRoot, doc), 'utf8').matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]);
+      assert.ok(blocks.length > 0, `${doc} has no YAML example`);
+      for (const block of blocks) {
+        for (const step of yamlTaskSteps(yaml.load(block)).filter((s) => tasks.has(s.task.split('@')[0]))) {
+          checkTaskUse(doc, tasks.get(step.task.split('@')[0])!, Object.fromEntries(Object.entries(step.inputs).map(([k, v]) => [k, String(v)])));
+        }
+      }
+    });
+  }
+
   it('the classic release definition refers to our tasks by GUID and sets their inputs correctly', () => {
     const definition = JSON.parse(fs.readFileSync(path.join(pipelinesDir, 'classic-release-definition.json'), 'utf8'));
     const byId = new Map([...tasks.values()].map((t) => [t.id, t]));
