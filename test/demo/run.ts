@@ -12,21 +12,21 @@
 // variables are chained the way a pipeline chains them. Everything started is stopped on success,
 // failure or Ctrl-C. What can be reused (Azurite's blobs, the registry's blobs, the fetched model,
 // the staged app, the base image) is kept under .tmp/demo, so a second run is faster.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { startAzurite, type AzuriteServer } from '../support/azurite';
-import { credsOf, makeBaseImage, writeBaseLayout } from '../support/images';
+import { makeBaseImage, writeBaseLayout } from '../support/images';
 import { startKubeTestServer } from '../support/kube/index';
-import { buildNodeRuntimeRootfsTar, podmanUnusableReason, PODMAN_GLOBAL_ARGS, PODMAN_RUN_ARGS } from '../support/nodeRuntimeBase';
+import { buildNodeRuntimeRootfsTar } from '../support/nodeRuntimeBase';
 import { freePort, isPortFree } from '../support/ports';
 import { repoRoot } from '../support/paths';
 import { startRegistry, type TestRegistry } from '../support/registry';
+import { serveImage, type ImageLocation, type ServedImage } from '../support/serveImage';
 import { describeRun, runTask, type RunTaskOptions, type TaskRun } from '../support/taskRunner';
-import { stageSampleApp, unpackImage } from './serving';
+import { stageSampleApp } from './serving';
 
 // MODEL_DELIVERY_DEMO_DIR puts the cache elsewhere (the end-to-end test uses a fresh one).
 const work = path.resolve(process.env.MODEL_DELIVERY_DEMO_DIR ?? path.join(repoRoot, '.tmp', 'demo'));
@@ -192,86 +192,14 @@ async function bakeIntoLayout(model: Record<string, string>, baseTar: string, co
   return { imageRef: run.outputs.ImageRef, digest: run.outputs.ImageDigest, layout };
 }
 
-interface Served {
-  url: string;
-  how: string;
+async function serveLocally(baked: Baked): Promise<ServedImage> {
+  const location: ImageLocation = baked.registry ? { registry: baked.registry, ref: baked.imageRef } : { layout: baked.layout!, tag: 'demo' };
+  const served = await serveImage(location, { workDir: work, usePodman, say, env: { OCI_IMAGE_DIGEST: baked.digest, OCI_IMAGE_REF: baked.imageRef } });
+  cleanups.push(() => served.stop());
+  return served;
 }
 
-async function serveLocally(baked: Baked, model: Record<string, string>): Promise<Served> {
-  const port = await freePort();
-  const env = { PORT: String(port), HOST: '127.0.0.1', OCI_IMAGE_DIGEST: baked.digest, OCI_IMAGE_REF: baked.imageRef };
-  const podmanReason = usePodman ? await podmanUnusableReason() : '--no-podman';
-  if (!podmanReason) {
-    const name = `model-delivery-demo-${process.pid}`;
-    const podman = (...a: string[]) => spawnSync('podman', [...PODMAN_GLOBAL_ARGS, ...a], { encoding: 'utf8' });
-    // From the registry the image was pushed to, or from the OCI layout it was written to.
-    let source = baked.imageRef;
-    if (!baked.registry) {
-      // podman names an image pulled from a layout after the folder's path, which must then be
-      // lower case: pull through a lower-case link.
-      const link = path.join(os.tmpdir(), `model-delivery-demo-layout-${process.pid}`);
-      fs.rmSync(link, { force: true });
-      fs.symlinkSync(baked.layout!, link);
-      cleanups.push(() => fs.rmSync(link, { force: true }));
-      source = `oci:${link}:demo`;
-    }
-    say(`    podman: pulling ${source}`);
-    const pull = podman('pull', '--quiet', ...(baked.registry ? ['--tls-verify=false', ...credsOf(baked.registry)] : []), source);
-    const imageId = pull.stdout.trim().split('\n').pop();
-    // Podman's vfs storage holds a full copy of every image: the pulled one goes with the demo.
-    if (pull.status === 0 && imageId) cleanups.push(() => void podman('rmi', '--force', imageId));
-    if (pull.status === 0 && imageId) {
-      const run = podman('run', '--detach', '--name', name, ...PODMAN_RUN_ARGS, '--network', 'host', ...Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]), imageId);
-      if (run.status === 0) {
-        cleanups.push(() => void podman('rm', '--force', '--time', '5', name));
-        await waitForReady(
-          `http://127.0.0.1:${port}`,
-          () => podman('logs', name).stdout + podman('logs', name).stderr,
-          () => podman('inspect', '--format', '{{.State.Running}}', name).stdout.trim() === 'true',
-        );
-        return { url: `http://127.0.0.1:${port}`, how: `podman container ${name}` };
-      }
-      say(`    podman run failed (${run.stderr.trim().split('\n').pop()}): serving the unpacked layers instead`);
-    } else say(`    podman pull failed (${pull.stderr.trim().split('\n').pop()}): serving the unpacked layers instead`);
-  } else say(`    podman cannot run containers here (${podmanReason}): serving the image's unpacked layers with this machine's node`);
-
-  const rootfs = path.join(work, 'rootfs');
-  const config = await unpackImage(baked, rootfs);
-  const imageEnv = Object.fromEntries(config.Env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
-  const entry = config.Entrypoint.slice(1).map((arg) => (arg.startsWith('/') ? path.join(rootfs, arg) : arg));
-  const child: ChildProcess = spawn(process.execPath, entry, {
-    cwd: path.join(rootfs, config.WorkingDir ?? '/'),
-    env: { PATH: process.env.PATH, ...imageEnv, MODEL_PATH: path.join(rootfs, imageEnv.MODEL_PATH ?? model.ModelPath), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let logs = '';
-  child.stdout!.on('data', (c) => (logs += c));
-  child.stderr!.on('data', (c) => (logs += c));
-  cleanups.push(async () => {
-    if (child.exitCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    }
-  });
-  await waitForReady(`http://127.0.0.1:${port}`, () => logs, () => child.exitCode === null);
-  return { url: `http://127.0.0.1:${port}`, how: `the image's layers unpacked in ${path.relative(repoRoot, rootfs)}, run by ${process.execPath}` };
-}
-
-async function waitForReady(url: string, logs: () => string, alive: () => boolean): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (!alive()) throw new Error(`the scoring service stopped before it was ready:\n${logs().slice(-3000)}`);
-    try {
-      if ((await fetch(`${url}/readyz`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`the scoring service at ${url} did not get ready within 60 s:\n${logs().slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-async function deploy(baked: Baked, model: Record<string, string>): Promise<Served> {
+async function deploy(baked: Baked, model: Record<string, string>): Promise<ServedImage> {
   const deployInputs = {
     // A cluster pulls from a registry: an image only in a layout gets a local name for the simulated cluster.
     imageRef: baked.registry ? baked.imageRef : `localhost/ml/sample-scoring@${baked.digest}`,
@@ -300,7 +228,7 @@ async function deploy(baked: Baked, model: Record<string, string>): Promise<Serv
     say('    note: the cluster must be able to pull from the registry the image was pushed to');
   }
   step(4, process.env.KUBECONFIG ? 'serving the baked image locally as well, to score it' : 'KUBECONFIG is not set: serving the baked image locally, and deploying it to the embedded Kubernetes API test server');
-  const served = await serveLocally(baked, model);
+  const served = await serveLocally(baked);
   say(`    serving at ${served.url} from ${served.how}`);
   if (!process.env.KUBECONFIG) {
     const kube = await startKubeTestServer({ tickMs: 50 });
@@ -320,7 +248,7 @@ function sampleRequest(): { body: unknown; expected?: unknown } {
   return samples.requests[0];
 }
 
-async function score(served: Served, baked: Baked): Promise<void> {
+async function score(served: ServedImage, baked: Baked): Promise<void> {
   step(5, `scoring request to ${served.url}/score`);
   const request = sampleRequest();
   const res = await fetch(`${served.url}/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request.body) });

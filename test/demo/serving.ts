@@ -1,12 +1,9 @@
-// The demo's two local helpers: staging the sample app as it ships (built code and production
-// dependencies only), and unpacking a baked image so this machine's node can serve it.
+// Staging the sample app as it ships: built code and production dependencies only.
 import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readLayoutImage, skopeoCopyToLayout, unpackLayers } from '../support/images';
 import { repoRoot } from '../support/paths';
-import type { TestRegistry } from '../support/registry';
 
 const sampleApp = path.join(repoRoot, 'sample-app');
 
@@ -48,31 +45,4 @@ export async function stageSampleApp(dir: string, say: (line: string) => void): 
   fs.writeFileSync(path.join(dir, '.dockerignore'), '.staged\n');
   fs.writeFileSync(stamp, fingerprint);
   return dir;
-}
-
-export interface ImageConfig {
-  Env: string[];
-  Entrypoint: string[];
-  Cmd?: string[];
-  WorkingDir?: string;
-}
-
-/**
- * Unpacks the image's layers, in order, into `rootfs`: from the OCI layout it was written to, or
- * from the registry it was pushed to (read with skopeo, the independent client).
- */
-export async function unpackImage(baked: { imageRef: string; digest: string; registry?: TestRegistry; layout?: string }, rootfs: string): Promise<ImageConfig> {
-  fs.rmSync(rootfs, { recursive: true, force: true });
-  let layout = baked.layout;
-  let copied: string | undefined;
-  if (!layout) {
-    if (!baked.registry) throw new Error('the image is in neither a registry nor a layout');
-    copied = layout = path.join(path.dirname(rootfs), 'layout');
-    fs.rmSync(copied, { recursive: true, force: true });
-    await skopeoCopyToLayout(baked.registry, baked.imageRef, copied, 'demo');
-  }
-  const image = readLayoutImage(layout, 'demo');
-  await unpackLayers(image.manifest.layers.map((l: { digest: string }) => image.blob(l.digest)), rootfs);
-  if (copied) fs.rmSync(copied, { recursive: true, force: true });
-  return image.config.config as ImageConfig;
 }

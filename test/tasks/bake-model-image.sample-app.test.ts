@@ -1,18 +1,15 @@
 import * as assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import type { ModelManifest } from '../../tasks/FetchModel/modelManifest';
-import { credsOf, makeBaseImage, readLayoutImage, skopeoCopyToLayout, unpackLayers } from '../support/images';
-import { buildNodeRuntimeRootfsTar, podmanUnusableReason, PODMAN_GLOBAL_ARGS, PODMAN_RUN_ARGS } from '../support/nodeRuntimeBase';
+import { makeBaseImage } from '../support/images';
+import { buildNodeRuntimeRootfsTar } from '../support/nodeRuntimeBase';
 import { makeTempDir, repoRoot } from '../support/paths';
-import { freePort } from '../support/ports';
 import { startRegistry, type TestRegistry } from '../support/registry';
+import { serveImage, type ServedImage } from '../support/serveImage';
 import { describeRun, runTask } from '../support/taskRunner';
 
-const run = promisify(execFile);
 const APP = path.join(repoRoot, 'sample-app');
 const SAMPLE_MODEL = path.join(APP, 'models', 'sample-classifier');
 
@@ -26,9 +23,7 @@ describe('BakeModelImage: the baked sample app serves its model', function () {
   this.timeout(600_000);
   let registry: TestRegistry;
   let work: string;
-  let child: ChildProcess | undefined;
-  let container: string | undefined;
-  let pulled: string | undefined;
+  let served: ServedImage | undefined;
 
   before(function () {
     const missing = ['dist/main.js', 'node_modules/onnxruntime-node', 'node_modules/@nestjs/core'].filter((p) => !fs.existsSync(path.join(APP, p)));
@@ -39,20 +34,10 @@ describe('BakeModelImage: the baked sample app serves its model', function () {
   });
 
   after(async () => {
-    child?.kill('SIGKILL');
-    if (container) await run('podman', [...PODMAN_GLOBAL_ARGS, 'rm', '--force', '--ignore', container]).catch(() => undefined);
-    if (pulled) await run('podman', [...PODMAN_GLOBAL_ARGS, 'rmi', '--force', pulled]).catch(() => undefined);
+    await served?.stop();
     await registry?.stop();
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
-
-  async function waitReady(url: string, logs: () => string): Promise<void> {
-    const deadline = Date.now() + 90_000;
-    while ((await fetch(`${url}/readyz`).then((r) => r.status, () => 0)) !== 200) {
-      if (Date.now() > deadline) throw new Error(`the app never became ready:\n${logs().slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
 
   async function score(url: string): Promise<void> {
     const samples = JSON.parse(fs.readFileSync(path.join(SAMPLE_MODEL, 'samples.json'), 'utf8'));
@@ -101,41 +86,11 @@ describe('BakeModelImage: the baked sample app serves its model', function () {
     assert.equal(result.result, 'Succeeded', describeRun(result));
     const ref = `${registry.host}/ml/scoring@${result.outputs.ImageDigest}`;
 
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
-    const reason = await podmanUnusableReason();
-    if (!reason) {
-      container = `bake-e2e-${crypto.randomBytes(4).toString('hex')}`;
-      await run('podman', [...PODMAN_GLOBAL_ARGS, 'pull', '--tls-verify=false', ...credsOf(registry), `docker://${ref}`], { timeout: 300_000, maxBuffer: 16 << 20 });
-      pulled = ref;
-      await run('podman', [...PODMAN_GLOBAL_ARGS, 'run', '--detach', '--name', container, '--network', 'host', ...PODMAN_RUN_ARGS, '--env', `PORT=${port}`, '--env', 'HOST=127.0.0.1', ref], { timeout: 120_000 });
-      let logs = '';
-      await waitReady(url, () => logs).catch(async (err) => {
-        logs = (await run('podman', [...PODMAN_GLOBAL_ARGS, 'logs', container!]).catch((e) => e)).stderr ?? '';
-        throw new Error(`${(err as Error).message}\n${logs}`);
-      });
-      await score(url);
-      const model = (await (await fetch(`${url}/model`)).json()) as { file: string };
+    served = await serveImage({ registry, ref }, { workDir: work, say: console.log });
+    await score(served.url);
+    if (served.via === 'podman') {
+      const model = (await (await fetch(`${served.url}/model`)).json()) as { file: string };
       assert.equal(model.file, '/models/sample-classifier/model.onnx');
-    } else {
-      console.log(`    podman cannot run containers here (${reason}): unpacking the image and starting it with the host's node`);
-      const layout = path.join(work, 'layout');
-      await skopeoCopyToLayout(registry, ref, layout);
-      const image = readLayoutImage(layout);
-      const rootfs = path.join(work, 'rootfs');
-      await unpackLayers(image.manifest.layers.map((l: { digest: string }) => image.blob(l.digest)), rootfs);
-      const env: Record<string, string> = { PATH: process.env.PATH ?? '' };
-      for (const line of image.config.config.Env as string[]) {
-        const eq = line.indexOf('=');
-        env[line.slice(0, eq)] = line.slice(eq + 1);
-      }
-      env.MODEL_PATH = path.join(rootfs, env.MODEL_PATH);
-      let logs = '';
-      child = spawn(process.execPath, [path.join(rootfs, 'app', 'dist', 'main.js')], { cwd: path.join(rootfs, 'app'), env: { ...env, PORT: String(port), HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-      child.stdout!.on('data', (c) => (logs += c));
-      child.stderr!.on('data', (c) => (logs += c));
-      await waitReady(url, () => logs);
-      await score(url);
     }
   });
 });
