@@ -8,6 +8,7 @@ import { labelSelectorQuery, mappingOf, resourcePath, type KubeList, type KubeOb
 import { describeEvents, diagnosePod, lastLogLines, type EventLike, type PodLike, type PodProblem } from '../common/kube/podDiagnosis';
 import { deploymentRolloutState, type DeploymentLike, type RolloutState } from '../common/kube/rolloutStatus';
 import type { WaitProgress } from '../common/progress';
+import { backoffDelay } from '../common/retry';
 
 export const REVISION_ANNOTATION = 'deployment.kubernetes.io/revision';
 
@@ -141,7 +142,7 @@ export class RolloutWaiter {
       else resourceVersion = result.resourceVersion ?? resourceVersion;
       // A stream that ends at once, again and again, is a fault; back off instead of spinning.
       quickFailures = events === 0 && Date.now() - began < 1000 ? quickFailures + 1 : 0;
-      if (quickFailures > 0) await sleep(Math.min(5000, 200 * 2 ** quickFailures));
+      if (quickFailures > 0) await sleep(backoffDelay(quickFailures, { baseDelayMs: 200, maxDelayMs: 5000 }));
     }
   }
 
