@@ -65,7 +65,14 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ regex: '^\\.\\./(?!common(/|$))[A-Z][A-Za-z]+', message: 'Import shared code from tasks/common, not from another task.' }] },
+        {
+          patterns: [
+            {
+              regex: '^\\.\\./(?!common(/|$))[A-Z][A-Za-z]+',
+              message: 'Import shared code from tasks/common, not from another task.',
+            },
+          ],
+        },
       ],
     },
   },

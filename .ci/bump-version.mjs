@@ -11,21 +11,27 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { values } = parseArgs({ options: { since: { type: 'string' }, 'dry-run': { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { since: { type: 'string' }, 'dry-run': { type: 'boolean', default: false } },
+});
 const git = (...args) => execFileSync('git', args, { cwd: root, encoding: 'utf8' }).trim();
 
-const since = values.since ?? (() => {
-  try {
-    return git('describe', '--tags', '--abbrev=0', '--match', 'v*');
-  } catch {
-    throw new Error('No v* tag to compare with: pass --since <ref>.');
-  }
-})();
+const since =
+  values.since ??
+  (() => {
+    try {
+      return git('describe', '--tags', '--abbrev=0', '--match', 'v*');
+    } catch {
+      throw new Error('No v* tag to compare with: pass --since <ref>.');
+    }
+  })();
 const changed = git('diff', '--name-only', since, '--', 'tasks').split('\n').filter(Boolean);
 const commonChanged = changed.some((f) => f.startsWith('tasks/common/'));
 const manifestPath = path.join(root, 'vss-extension.json');
 const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8'));
-const taskNames = manifest.contributions.filter((c) => c.type === 'ms.vss-distributed-task.task').map((c) => c.properties.name);
+const taskNames = manifest.contributions
+  .filter((c) => c.type === 'ms.vss-distributed-task.task')
+  .map((c) => c.properties.name);
 
 const bumped = [];
 for (const name of taskNames) {
@@ -49,5 +55,7 @@ if (!values['dry-run']) {
   pkg.version = manifest.version;
   fs.writeFileSync(pkgPath, JSON.stringify(pkg, null, 2) + '\n');
 }
-console.log(`Since ${since}: extension ${manifest.version}; tasks ${bumped.join(', ')}${values['dry-run'] ? ' (dry run)' : ''}.`);
+console.log(
+  `Since ${since}: extension ${manifest.version}; tasks ${bumped.join(', ')}${values['dry-run'] ? ' (dry run)' : ''}.`,
+);
 console.log('Add a docs/CHANGELOG.md entry for this version, then run npm run docs.');

@@ -1,9 +1,10 @@
 // Bundles each task into one index.js beside its task.json, in dist/tasks/<Task>/,
 // so the .vsix carries no node_modules and each task starts from one file.
-import * as esbuild from 'esbuild';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import * as esbuild from 'esbuild';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const tasksDir = path.join(root, 'tasks');
@@ -42,18 +43,24 @@ async function bundleTask(name) {
     // Optional native speed-ups some dependencies try to load; they fall back to plain JS.
     external: ['bufferutil', 'utf-8-validate', 'encoding'],
   });
-  const sources = { 'task.json': path.join(src, 'task.json'), 'icon.png': path.join(src, 'icon.png'), 'lib.json': path.join(root, 'node_modules', 'azure-pipelines-task-lib', 'lib.json') };
+  const sources = {
+    'task.json': path.join(src, 'task.json'),
+    'icon.png': path.join(src, 'icon.png'),
+    'lib.json': path.join(root, 'node_modules', 'azure-pipelines-task-lib', 'lib.json'),
+  };
   // (task-lib reads its own messages from lib.json beside the running script.)
   for (const [file, from] of Object.entries(sources)) {
     if (fs.existsSync(from)) fs.copyFileSync(from, path.join(out, file + staged));
   }
   const shipped = ['index.js', ...Object.keys(sources)];
   for (const file of shipped) {
-    if (fs.existsSync(path.join(out, file + staged))) fs.renameSync(path.join(out, file + staged), path.join(out, file));
+    if (fs.existsSync(path.join(out, file + staged)))
+      fs.renameSync(path.join(out, file + staged), path.join(out, file));
   }
   // Anything else left from an older build goes, except task-lib's .taskkey, which a running task reads.
   for (const file of fs.readdirSync(out)) {
-    if (!shipped.includes(file) && !file.endsWith('.tmp') && file !== '.taskkey') fs.rmSync(path.join(out, file), { recursive: true, force: true });
+    if (!shipped.includes(file) && !file.endsWith('.tmp') && file !== '.taskkey')
+      fs.rmSync(path.join(out, file), { recursive: true, force: true });
   }
   const bytes = fs.statSync(path.join(out, 'index.js')).size;
   return { name, bytes, inputs: Object.keys(result.metafile.inputs).length };

@@ -6,10 +6,14 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-const cell = (value) => String(value ?? '').replace(/\|/g, '\\|').replace(/\r?\n/g, '<br>');
+const cell = (value) =>
+  String(value ?? '')
+    .replace(/\|/g, '\\|')
+    .replace(/\r?\n/g, '<br>');
 
 function typeOf(input) {
-  if (input.type.startsWith('connectedService:')) return `service connection (${input.type.slice('connectedService:'.length)})`;
+  if (input.type.startsWith('connectedService:'))
+    return `service connection (${input.type.slice('connectedService:'.length)})`;
   if (input.type === 'pickList' || input.type === 'radio') {
     const options = Object.keys(input.options ?? {});
     return `${input.type === 'radio' ? 'one of' : 'pick list'}: ${options.map((o) => `\`${o}\``).join(', ')}`;
@@ -35,7 +39,9 @@ export function renderTaskDoc(task) {
   ];
   for (const input of task.inputs) {
     const where = input.groupName ? ` (${groups.get(input.groupName) ?? input.groupName})` : '';
-    lines.push(`| \`${input.name}\` | ${cell(input.label)}${cell(where)} | ${cell(typeOf(input))} | ${input.defaultValue ? `\`${cell(input.defaultValue)}\`` : ''} | ${input.required ? 'yes' : 'no'} | ${input.visibleRule ? `\`${cell(input.visibleRule)}\`` : ''} | ${cell(input.helpMarkDown)} |`);
+    lines.push(
+      `| \`${input.name}\` | ${cell(input.label)}${cell(where)} | ${cell(typeOf(input))} | ${input.defaultValue ? `\`${cell(input.defaultValue)}\`` : ''} | ${input.required ? 'yes' : 'no'} | ${input.visibleRule ? `\`${cell(input.visibleRule)}\`` : ''} | ${cell(input.helpMarkDown)} |`,
+    );
   }
   lines.push('', '## Output variables', '');
   if ((task.outputVariables ?? []).length === 0) lines.push('None.');
@@ -44,7 +50,8 @@ export function renderTaskDoc(task) {
     for (const output of task.outputVariables) lines.push(`| \`${output.name}\` | ${cell(output.description)} |`);
   }
   lines.push('', '## YAML', '', '```yaml', `- task: ${task.name}@${task.version.Major}`, '  inputs:');
-  for (const input of task.inputs.filter((i) => i.required && !i.visibleRule)) lines.push(`    ${input.name}: ${input.defaultValue || `<${input.label}>`}`);
+  for (const input of task.inputs.filter((i) => i.required && !i.visibleRule))
+    lines.push(`    ${input.name}: ${input.defaultValue || `<${input.label}>`}`);
   lines.push('```', '');
   return lines.join('\n');
 }

@@ -29,25 +29,48 @@ const staging = path.join(root, 'dist', 'vsix');
 fs.rmSync(staging, { recursive: true, force: true });
 fs.mkdirSync(path.join(staging, 'images'), { recursive: true });
 const copy = (from, to) => {
-  if (!fs.existsSync(from)) throw new Error(`${path.relative(root, from)} is missing${from.includes('dist') ? ': run npm run build' : ''}`);
+  if (!fs.existsSync(from))
+    throw new Error(`${path.relative(root, from)} is missing${from.includes('dist') ? ': run npm run build' : ''}`);
   fs.copyFileSync(from, to);
 };
 copy(path.join(root, 'vss-extension.json'), path.join(staging, 'vss-extension.json'));
-for (const image of ['icon.png', 'flow.png']) copy(path.join(root, 'images', image), path.join(staging, 'images', image));
+for (const image of ['icon.png', 'flow.png'])
+  copy(path.join(root, 'images', image), path.join(staging, 'images', image));
 copy(path.join(root, 'docs', 'overview.md'), path.join(staging, 'overview.md'));
 copy(path.join(root, 'LICENSE'), path.join(staging, 'LICENSE'));
 const manifest = JSON.parse(fs.readFileSync(path.join(root, 'vss-extension.json'), 'utf8'));
 for (const contribution of manifest.contributions.filter((c) => c.type === 'ms.vss-distributed-task.task')) {
   const name = contribution.properties.name;
   fs.mkdirSync(path.join(staging, name));
-  for (const file of ['task.json', 'icon.png', 'index.js', 'lib.json']) copy(path.join(root, 'dist', 'tasks', name, file), path.join(staging, name, file));
+  for (const file of ['task.json', 'icon.png', 'index.js', 'lib.json'])
+    copy(path.join(root, 'dist', 'tasks', name, file), path.join(staging, name, file));
 }
 
 fs.mkdirSync(values['output-path'], { recursive: true });
 const overridesPath = path.join(root, 'dist', 'vsix-overrides.json');
 fs.writeFileSync(overridesPath, JSON.stringify(overrides, null, 2));
 const tfx = path.join(root, 'node_modules', 'tfx-cli', '_build', 'tfx-cli.js');
-const out = execFileSync(process.execPath, [tfx, 'extension', 'create', '--root', staging, '--manifest-globs', 'vss-extension.json', '--overrides-file', overridesPath, '--output-path', values['output-path'], '--no-prompt', '--json'], { cwd: staging, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const out = execFileSync(
+  process.execPath,
+  [
+    tfx,
+    'extension',
+    'create',
+    '--root',
+    staging,
+    '--manifest-globs',
+    'vss-extension.json',
+    '--overrides-file',
+    overridesPath,
+    '--output-path',
+    values['output-path'],
+    '--no-prompt',
+    '--json',
+  ],
+  { cwd: staging, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+);
 const result = JSON.parse(out.slice(out.indexOf('{')));
 const size = fs.statSync(result.path).size;
-console.log(`packaged ${result.publisher}.${result.extensionId} ${result.version}: ${path.relative(process.cwd(), result.path)} (${(size / 1024).toFixed(0)} KiB)`);
+console.log(
+  `packaged ${result.publisher}.${result.extensionId} ${result.version}: ${path.relative(process.cwd(), result.path)} (${(size / 1024).toFixed(0)} KiB)`,
+);

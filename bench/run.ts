@@ -24,8 +24,13 @@ let failed = 0;
 for (const area of areas) {
   console.log(`\n=== bench/${area}`);
   const started = Date.now();
-  const result = spawnSync(process.execPath, ['--import', 'tsx', path.join(benchDir, area, 'run.ts')], { stdio: 'inherit', cwd: path.resolve(benchDir, '..') });
-  console.log(`=== bench/${area}: ${result.status === 0 ? 'done' : `FAILED (exit ${result.status ?? result.signal})`} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  const result = spawnSync(process.execPath, ['--import', 'tsx', path.join(benchDir, area, 'run.ts')], {
+    stdio: 'inherit',
+    cwd: path.resolve(benchDir, '..'),
+  });
+  console.log(
+    `=== bench/${area}: ${result.status === 0 ? 'done' : `FAILED (exit ${result.status ?? result.signal})`} in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+  );
   if (result.status !== 0) failed++;
 }
 const reports = fs.readdirSync(path.join(benchDir, 'reports')).filter((f) => f.endsWith('.md'));

@@ -7,10 +7,11 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+
+import { bundleTasks } from '../../test/support/bundle';
 import { makeBaseImage } from '../../test/support/images';
 import { startRegistry, type TestRegistry } from '../../test/support/registry';
 import { runTask, type TaskRun } from '../../test/support/taskRunner';
-import { bundleTasks } from '../../test/support/bundle';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '..', '..');
@@ -48,13 +49,24 @@ function writeModelManifest(modelFile: string): void {
   const hash = crypto.createHash('sha256');
   const fd = fs.openSync(modelFile, 'r');
   const buffer = Buffer.alloc(1 << 20);
-  for (let n; (n = fs.readSync(fd, buffer)) > 0; ) hash.update(buffer.subarray(0, n));
+  for (let n; (n = fs.readSync(fd, buffer)) > 0;) hash.update(buffer.subarray(0, n));
   fs.closeSync(fd);
   const sha256 = hash.digest('hex');
   const manifest = {
-    schemaVersion: 1, name: 'bench-model', version: '1.0.0', layout: 'file',
-    source: { type: 'azureBlob', uri: 'https://models.blob.core.windows.net/models/bench-model/1.0.0/model.onnx', etag: 'bench', lastModified: '2026-01-01T00:00:00Z' },
-    sha256, sizeBytes: size, files: [{ path: path.basename(modelFile), sizeBytes: size, sha256 }], fetchedAt: new Date().toISOString(),
+    schemaVersion: 1,
+    name: 'bench-model',
+    version: '1.0.0',
+    layout: 'file',
+    source: {
+      type: 'azureBlob',
+      uri: 'https://models.blob.core.windows.net/models/bench-model/1.0.0/model.onnx',
+      etag: 'bench',
+      lastModified: '2026-01-01T00:00:00Z',
+    },
+    sha256,
+    sizeBytes: size,
+    files: [{ path: path.basename(modelFile), sizeBytes: size, sha256 }],
+    fetchedAt: new Date().toISOString(),
   };
   fs.writeFileSync(manifestFile, JSON.stringify(manifest));
 }
@@ -62,7 +74,10 @@ function writeModelManifest(modelFile: string): void {
 /** Preloaded into the task's node: records its peak RSS at exit. */
 function peakRssPreload(): string {
   const file = path.join(work, 'peak-rss.cjs');
-  fs.writeFileSync(file, "process.on('exit', () => { const u = process.resourceUsage(); require('fs').writeFileSync(process.env.PEAK_RSS_FILE, JSON.stringify({ rss: u.maxRSS * 1024, cpuMs: (u.userCPUTime + u.systemCPUTime) / 1000 })); });\n");
+  fs.writeFileSync(
+    file,
+    "process.on('exit', () => { const u = process.resourceUsage(); require('fs').writeFileSync(process.env.PEAK_RSS_FILE, JSON.stringify({ rss: u.maxRSS * 1024, cpuMs: (u.userCPUTime + u.systemCPUTime) / 1000 })); });\n",
+  );
   return file;
 }
 
@@ -77,16 +92,39 @@ async function withRegistry<T>(fn: (r: TestRegistry) => Promise<T>): Promise<T> 
 
 function bakeInputs(registry: TestRegistry, modelFile: string, extra: Record<string, string> = {}) {
   return {
-    inputs: { connectionType: 'dockerRegistry', dockerRegistryServiceConnection: 'bench', repository: `${registry.host}/bench/ours`, baseImage: `${registry.host}/bench/base:1`, modelPath: modelFile, compression: 'none', tags: 'bench', ...(process.env.BENCH_BAKE_CHUNK ? { uploadChunkSize: process.env.BENCH_BAKE_CHUNK } : {}), ...extra },
-    endpoints: [{ id: 'bench', scheme: 'UsernamePassword', auth: { username: registry.username, password: registry.password, registry: registry.url } }],
+    inputs: {
+      connectionType: 'dockerRegistry',
+      dockerRegistryServiceConnection: 'bench',
+      repository: `${registry.host}/bench/ours`,
+      baseImage: `${registry.host}/bench/base:1`,
+      modelPath: modelFile,
+      compression: 'none',
+      tags: 'bench',
+      ...(process.env.BENCH_BAKE_CHUNK ? { uploadChunkSize: process.env.BENCH_BAKE_CHUNK } : {}),
+      ...extra,
+    },
+    endpoints: [
+      {
+        id: 'bench',
+        scheme: 'UsernamePassword',
+        auth: { username: registry.username, password: registry.password, registry: registry.url },
+      },
+    ],
     timeoutMs: 900_000,
   };
 }
 
-async function timedBake(registry: TestRegistry, modelFile: string, preload: string): Promise<{ ms: number; run: TaskRun; peakRss: number; cpuMs: number }> {
+async function timedBake(
+  registry: TestRegistry,
+  modelFile: string,
+  preload: string,
+): Promise<{ ms: number; run: TaskRun; peakRss: number; cpuMs: number }> {
   const rssFile = path.join(work, `rss-${Date.now()}`);
   const started = process.hrtime.bigint();
-  const r = await runTask('BakeModelImage', { ...bakeInputs(registry, modelFile), env: { NODE_OPTIONS: `--require ${preload}`, PEAK_RSS_FILE: rssFile } });
+  const r = await runTask('BakeModelImage', {
+    ...bakeInputs(registry, modelFile),
+    env: { NODE_OPTIONS: `--require ${preload}`, PEAK_RSS_FILE: rssFile },
+  });
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   if (r.result !== 'Succeeded') throw new Error(`bake failed: ${r.message}\n${r.logLines.slice(-20).join('\n')}`);
   const usage = JSON.parse(fs.readFileSync(rssFile, 'utf8')) as { rss: number; cpuMs: number };
@@ -109,7 +147,13 @@ async function main(): Promise<void> {
   let expectedDigest = '';
   await withRegistry(async (registry) => {
     await makeBaseImage(registry, { repository: 'bench/base', tag: '1' });
-    const r = await runTask('BakeModelImage', { ...bakeInputs(registry, modelFile, { connectionType: 'none', baseRegistryConnection: 'bench', outputLayout: layout }) });
+    const r = await runTask('BakeModelImage', {
+      ...bakeInputs(registry, modelFile, {
+        connectionType: 'none',
+        baseRegistryConnection: 'bench',
+        outputLayout: layout,
+      }),
+    });
     if (r.result !== 'Succeeded') throw new Error(`layout bake failed: ${r.message}`);
     expectedDigest = r.outputs.ImageDigest;
   });
@@ -133,22 +177,51 @@ async function main(): Promise<void> {
           oursCpu.push(first.cpuMs);
           peaks.push(first.peakRss);
           const again = await timedBake(registry, modelFile, preload);
-          if (again.run.outputs.ImageDigest !== first.run.outputs.ImageDigest) throw new Error('re-bake changed the digest');
+          if (again.run.outputs.ImageDigest !== first.run.outputs.ImageDigest)
+            throw new Error('re-bake changed the digest');
           rebake.push(again.ms);
           peaks.push(again.peakRss);
           rebakeUploaded.push(again.run.outputs.BytesUploaded);
-          console.log(`round ${round} ours: ${(first.ms / 1000).toFixed(2)} s, CPU ${(first.cpuMs / 1000).toFixed(2)} s (uploaded ${first.run.outputs.BytesUploaded} B, peak RSS ${(first.peakRss / 1024 ** 2).toFixed(0)} MiB); re-bake ${(again.ms / 1000).toFixed(2)} s, uploaded ${again.run.outputs.BytesUploaded} B`);
+          console.log(
+            `round ${round} ours: ${(first.ms / 1000).toFixed(2)} s, CPU ${(first.cpuMs / 1000).toFixed(2)} s (uploaded ${first.run.outputs.BytesUploaded} B, peak RSS ${(first.peakRss / 1024 ** 2).toFixed(0)} MiB); re-bake ${(again.ms / 1000).toFixed(2)} s, uploaded ${again.run.outputs.BytesUploaded} B`,
+          );
         } else {
           const started = process.hrtime.bigint();
           const timeFile = path.join(work, 'skopeo-time');
-          await run('/usr/bin/time', ['-o', timeFile, '-f', '%U %S', 'skopeo', 'copy', '--quiet', '--preserve-digests', '--dest-tls-verify=false', '--dest-creds', `${registry.username}:${registry.password}`, `oci:${layout}:bench`, `docker://${registry.host}/bench/skopeo:bench`], { maxBuffer: 16 << 20 });
+          await run(
+            '/usr/bin/time',
+            [
+              '-o',
+              timeFile,
+              '-f',
+              '%U %S',
+              'skopeo',
+              'copy',
+              '--quiet',
+              '--preserve-digests',
+              '--dest-tls-verify=false',
+              '--dest-creds',
+              `${registry.username}:${registry.password}`,
+              `oci:${layout}:bench`,
+              `docker://${registry.host}/bench/skopeo:bench`,
+            ],
+            { maxBuffer: 16 << 20 },
+          );
           const ms = Number(process.hrtime.bigint() - started) / 1e6;
           skopeo.push(ms);
           const [user, sys] = fs.readFileSync(timeFile, 'utf8').trim().split(/\s+/).slice(-2).map(Number);
           skopeoCpu.push((user + sys) * 1000);
-          const { stdout } = await run('skopeo', ['inspect', '--tls-verify=false', '--creds', `${registry.username}:${registry.password}`, `docker://${registry.host}/bench/skopeo:bench`]);
+          const { stdout } = await run('skopeo', [
+            'inspect',
+            '--tls-verify=false',
+            '--creds',
+            `${registry.username}:${registry.password}`,
+            `docker://${registry.host}/bench/skopeo:bench`,
+          ]);
           const digest = JSON.parse(stdout).Digest;
-          console.log(`round ${round} skopeo: ${(ms / 1000).toFixed(2)} s, CPU ${(skopeoCpu.at(-1)! / 1000).toFixed(2)} s (digest ${digest === expectedDigest ? 'identical' : digest})`);
+          console.log(
+            `round ${round} skopeo: ${(ms / 1000).toFixed(2)} s, CPU ${(skopeoCpu.at(-1)! / 1000).toFixed(2)} s (digest ${digest === expectedDigest ? 'identical' : digest})`,
+          );
         }
       });
     }
@@ -159,9 +232,14 @@ async function main(): Promise<void> {
   const lines = [
     '# bench/bake: BakeModelImage vs skopeo copy',
     '',
-    `Run ${new Date().toISOString()} on ${process.platform} ${process.arch}, Node ${process.version}, ${require('node:os').cpus().length} CPUs (load average ${require('node:os').loadavg().map((l: number) => l.toFixed(1)).join(' ')} at the end: the machine is shared, so single runs are noisy; medians are compared). Model ${(MODEL_BYTES / 1024 ** 2).toFixed(0)} MiB of incompressible bytes, compression none, ${ROUNDS} rounds alternating which side goes first; every push goes to a fresh Debian docker-registry (distribution 2.8) with htpasswd auth on 127.0.0.1, so nothing can be skipped or mounted.`,
+    `Run ${new Date().toISOString()} on ${process.platform} ${process.arch}, Node ${process.version}, ${require('node:os').cpus().length} CPUs (load average ${require('node:os')
+      .loadavg()
+      .map((l: number) => l.toFixed(1))
+      .join(
+        ' ',
+      )} at the end: the machine is shared, so single runs are noisy; medians are compared). Model ${(MODEL_BYTES / 1024 ** 2).toFixed(0)} MiB of incompressible bytes, compression none, ${ROUNDS} rounds alternating which side goes first; every push goes to a fresh Debian docker-registry (distribution 2.8) with htpasswd auth on 127.0.0.1, so nothing can be skipped or mounted.`,
     '',
-    '- **BakeModelImage**: the bundled task as the agent runs it (node20), default settings but `compression: none`, on a model with FetchModel\'s model-manifest.json beside it: resolve the base, read the model once to hash the layer tar (an uncompressed layer needs no temp file; without a manifest the same read also hashes the model file), HEAD/mount, upload in 64 MiB PATCH chunks, put the manifest. Timed from process start to exit.',
+    "- **BakeModelImage**: the bundled task as the agent runs it (node20), default settings but `compression: none`, on a model with FetchModel's model-manifest.json beside it: resolve the base, read the model once to hash the layer tar (an uncompressed layer needs no temp file; without a manifest the same read also hashes the model file), HEAD/mount, upload in 64 MiB PATCH chunks, put the manifest. Timed from process start to exit.",
     '- **skopeo copy**: `skopeo copy --preserve-digests oci:<layout>:bench docker://…` of the image BakeModelImage wrote as an OCI layout (same layers; without --preserve-digests skopeo would gzip the layer on the way), so its layer tar already exists on disk.',
     '- **re-bake**: the task again with identical inputs against the registry it just pushed to.',
     '',

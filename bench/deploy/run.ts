@@ -5,14 +5,16 @@
 //     (GET the Deployment until complete), ms from completion to noticing it, and requests made.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
 import { KubeConfig } from '@kubernetes/client-node';
+
 import { KubeClient } from '../../tasks/common/kube/client';
-import { deploymentRolloutState, type DeploymentLike } from '../../tasks/common/kube/rolloutStatus';
+import { type DeploymentLike, deploymentRolloutState } from '../../tasks/common/kube/rolloutStatus';
 import { RolloutWaiter } from '../../tasks/DeployToAKS/rollout';
-import { startKubeTestServer, type KubeTestServer } from '../../test/support/kube';
+import { bundleTasks } from '../../test/support/bundle';
+import { type KubeTestServer, startKubeTestServer } from '../../test/support/kube';
 import { repoRoot } from '../../test/support/paths';
 import { runTask } from '../../test/support/taskRunner';
-import { bundleTasks } from '../../test/support/bundle';
 
 const DEPLOYS = 8;
 const SIDE_BY_SIDE = 8;
@@ -31,13 +33,28 @@ function completionAt(kube: KubeTestServer, ns: string, name: string, afterGener
   });
 }
 
-const generationOf = (kube: KubeTestServer, ns: string, name: string) => (kube.objects('Deployment', ns).find((o) => o.metadata.name === name)?.metadata.generation as number | undefined) ?? 0;
+const generationOf = (kube: KubeTestServer, ns: string, name: string) =>
+  kube.objects('Deployment', ns).find((o) => o.metadata.name === name)?.metadata.generation ?? 0;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function taskFigures(kube: KubeTestServer) {
   const ns = 'bench-task';
-  const endpoint = { id: 'k', scheme: 'Kubernetes', url: kube.url, auth: { kubeconfig: kube.kubeconfig }, data: { authorizationType: 'Kubeconfig' } };
-  const inputs = { connectionType: 'kubernetesServiceConnection', kubernetesServiceConnection: 'k', namespace: ns, createNamespace: 'true', name: 'scoring', serviceType: 'ClusterIP', replicas: '3' };
+  const endpoint = {
+    id: 'k',
+    scheme: 'Kubernetes',
+    url: kube.url,
+    auth: { kubeconfig: kube.kubeconfig },
+    data: { authorizationType: 'Kubeconfig' },
+  };
+  const inputs = {
+    connectionType: 'kubernetesServiceConnection',
+    kubernetesServiceConnection: 'k',
+    namespace: ns,
+    createNamespace: 'true',
+    name: 'scoring',
+    serviceType: 'ClusterIP',
+    replicas: '3',
+  };
   const noticed: number[] = [];
   const finished: number[] = [];
   const requests: Array<[string, number]> = [];
@@ -68,7 +85,10 @@ async function taskFigures(kube: KubeTestServer) {
   if (failed.result !== 'Failed') throw new Error('the failing deploy did not fail');
   requests.push(['failed update, diagnosed and rolled back', kube.requests.length - mark]);
   mark = kube.requests.length;
-  const canary = await runTask('DeployToAKS', { inputs: { ...inputs, imageRef: digest(1000), strategy: 'canary' }, endpoints: [endpoint] });
+  const canary = await runTask('DeployToAKS', {
+    inputs: { ...inputs, imageRef: digest(1000), strategy: 'canary' },
+    endpoints: [endpoint],
+  });
   if (canary.result !== 'Succeeded') throw new Error(`canary failed: ${canary.message}`);
   requests.push(['canary deploy', kube.requests.length - mark]);
   return { noticed, finished, requests };
@@ -81,12 +101,21 @@ async function sideBySide(kube: KubeTestServer) {
   const pollClient = await KubeClient.fromKubeConfig(kc);
   const ns = 'bench-side';
   const path_ = `/apis/apps/v1/namespaces/${ns}/deployments/scoring`;
-  await watchClient.apply(`/api/v1/namespaces/${ns}`, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, 'bench', false);
+  await watchClient.apply(
+    `/api/v1/namespaces/${ns}`,
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } },
+    'bench',
+    false,
+  );
   const deploymentOf = (image: string) => ({
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name: 'scoring', namespace: ns },
-    spec: { replicas: 3, selector: { matchLabels: { app: 'scoring' } }, template: { metadata: { labels: { app: 'scoring' } }, spec: { containers: [{ name: 'app', image }] } } },
+    spec: {
+      replicas: 3,
+      selector: { matchLabels: { app: 'scoring' } },
+      template: { metadata: { labels: { app: 'scoring' } }, spec: { containers: [{ name: 'app', image }] } },
+    },
   });
   const watchLag: number[] = [];
   const pollLag: number[] = [];
@@ -98,11 +127,18 @@ async function sideBySide(kube: KubeTestServer) {
     const applied = await watchClient.apply<DeploymentLike>(path_, deploymentOf(digest(2000 + i)), 'bench', false);
     const w0 = watchClient.requestCount;
     const p0 = pollClient.requestCount;
-    const watched = new RolloutWaiter(watchClient, ns, { timeoutMs: 60_000, failOnPodErrors: true, log: () => undefined }).waitForDeployment(applied).then(() => Date.now());
+    const watched = new RolloutWaiter(watchClient, ns, {
+      timeoutMs: 60_000,
+      failOnPodErrors: true,
+      log: () => undefined,
+    })
+      .waitForDeployment(applied)
+      .then(() => Date.now());
     const polled = (async () => {
       for (;;) {
         const d = await pollClient.mustGet<DeploymentLike>(path_);
-        if ((d.metadata.generation ?? 0) >= (applied.metadata.generation ?? 0) && deploymentRolloutState(d).done) return Date.now();
+        if ((d.metadata.generation ?? 0) >= (applied.metadata.generation ?? 0) && deploymentRolloutState(d).done)
+          return Date.now();
         await new Promise((r) => setTimeout(r, 1000));
       }
     })();
@@ -140,7 +176,9 @@ async function main() {
       '',
       '| Deploy | Kubernetes API requests |',
       '| --- | --- |',
-      ...[...new Map(task.requests.map(([k]) => [k, task.requests.filter(([x]) => x === k).map(([, n]) => n)])).entries()].map(([k, ns]) => `| ${k} | ${ns.length > 1 ? `${median(ns)} (median of ${ns.length})` : ns[0]} |`),
+      ...[
+        ...new Map(task.requests.map(([k]) => [k, task.requests.filter(([x]) => x === k).map(([, n]) => n)])).entries(),
+      ].map(([k, ns]) => `| ${k} | ${ns.length > 1 ? `${median(ns)} (median of ${ns.length})` : ns[0]} |`),
       '',
       `## Watch against a 1 s poll loop, side by side on the same ${SIDE_BY_SIDE} rollouts`,
       '',

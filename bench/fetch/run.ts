@@ -11,12 +11,14 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+
 import { BlobServiceClient } from '@azure/storage-blob';
+
 import { startAzurite } from '../../test/support/azurite';
-import { startFaultProxy } from '../../test/support/faultProxy';
-import { agentEnvironment } from '../../test/support/taskRunner';
-import { repoRoot } from '../../test/support/paths';
 import { bundleTasks } from '../../test/support/bundle';
+import { startFaultProxy } from '../../test/support/faultProxy';
+import { repoRoot } from '../../test/support/paths';
+import { agentEnvironment } from '../../test/support/taskRunner';
 
 const SIZE = Number(process.env.BENCH_FETCH_BYTES ?? 1024 ** 3);
 const ROUNDS = Number(process.env.BENCH_FETCH_ROUNDS ?? 2);
@@ -60,7 +62,9 @@ async function main() {
       if (!r.output.includes(digest)) throw new Error(`task did not report sha256 ${digest}`);
       taskTimes.push(r);
       if (round < ROUNDS - 1) fs.rmSync(target, { recursive: true, force: true });
-      console.log(`round ${round + 1}: SDK downloadToFile ${sdkTimes[round]} ms, FetchModel ${r.ms} ms (peak RSS ${(r.maxRssKiB / 1024).toFixed(0)} MiB)`);
+      console.log(
+        `round ${round + 1}: SDK downloadToFile ${sdkTimes[round]} ms, FetchModel ${r.ms} ms (peak RSS ${(r.maxRssKiB / 1024).toFixed(0)} MiB)`,
+      );
     }
 
     // Cache hit: same target, through a counting proxy, so "0 bytes" is measured on the wire.
@@ -74,12 +78,13 @@ async function main() {
     const blobGets = proxy.stats.requests.filter((q) => q.method === 'GET' && q.path.includes('model.bin')).length;
     const wire = proxy.stats.bytesToClient;
     await proxy.stop();
-    if (!/nothing downloaded/.test(cached.output)) throw new Error(`re-run was not a cache hit:\n${cached.output.slice(-2000)}`);
+    if (!/nothing downloaded/.test(cached.output))
+      throw new Error(`re-run was not a cache hit:\n${cached.output.slice(-2000)}`);
 
     const bestSdk = Math.min(...sdkTimes);
     const bestTask = Math.min(...taskTimes.map((x) => x.ms));
     const peak = Math.max(...taskTimes.map((x) => x.maxRssKiB));
-    const rate = (ms: number) => `${((SIZE / MiB) / (ms / 1000)).toFixed(0)} MiB/s`;
+    const rate = (ms: number) => `${(SIZE / MiB / (ms / 1000)).toFixed(0)} MiB/s`;
     lines.push(
       '# FetchModel benchmark',
       '',
@@ -107,13 +112,38 @@ async function main() {
   console.log(lines.join('\n'));
 }
 
-function runFetch(connectionString: string, endpoint: string, target: string, work: string): Promise<{ ms: number; maxRssKiB: number; output: string }> {
+function runFetch(
+  connectionString: string,
+  endpoint: string,
+  target: string,
+  work: string,
+): Promise<{ ms: number; maxRssKiB: number; output: string }> {
   const preload = path.join(work, 'max-rss.cjs');
-  fs.writeFileSync(preload, "process.on('exit', () => require('fs').writeSync(2, '\\nmaxRSS=' + process.resourceUsage().maxRSS + '\\n'));\n");
-  const env = agentEnvironment({ inputs: { source: 'azureBlob', authenticationType: 'connectionString', connectionString, container: 'models', blobEndpoint: endpoint, modelPath: 'bench/1.0.0/model.bin', targetPath: target } }, work);
+  fs.writeFileSync(
+    preload,
+    "process.on('exit', () => require('fs').writeSync(2, '\\nmaxRSS=' + process.resourceUsage().maxRSS + '\\n'));\n",
+  );
+  const env = agentEnvironment(
+    {
+      inputs: {
+        source: 'azureBlob',
+        authenticationType: 'connectionString',
+        connectionString,
+        container: 'models',
+        blobEndpoint: endpoint,
+        modelPath: 'bench/1.0.0/model.bin',
+        targetPath: target,
+      },
+    },
+    work,
+  );
   return new Promise((resolve, reject) => {
     const started = Date.now();
-    const child = spawn(process.execPath, ['-r', preload, path.join(repoRoot, 'dist', 'tasks', 'FetchModel', 'index.js')], { env, cwd: work });
+    const child = spawn(
+      process.execPath,
+      ['-r', preload, path.join(repoRoot, 'dist', 'tasks', 'FetchModel', 'index.js')],
+      { env, cwd: work },
+    );
     let out = '';
     let err = '';
     child.stdout.on('data', (c) => (out += c));

@@ -1,8 +1,8 @@
 // The baselines of bench/scoring, run as child processes:
 //   bare MODEL PORT   a bare node:http server: JSON body {"data": [[...]]} → one session.run per request
 //   raw MODEL SECONDS session.run on one row in a loop, no HTTP at all: the limit; prints JSON stats
-import { createRequire } from 'node:module';
 import * as http from 'node:http';
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 
 /** The part of onnxruntime-node used here (it is installed in sample-app/, not at the root). */
@@ -69,11 +69,13 @@ async function raw(modelPath: string, seconds: number): Promise<void> {
   }
   latencies.sort((a, b) => a - b);
   const elapsed = Number(now - started) / 1e9;
-  console.log(JSON.stringify({
-    runsPerSecond: latencies.length / elapsed,
-    p50: latencies[Math.floor(latencies.length * 0.5)],
-    p99: latencies[Math.floor(latencies.length * 0.99)],
-  }));
+  console.log(
+    JSON.stringify({
+      runsPerSecond: latencies.length / elapsed,
+      p50: latencies[Math.floor(latencies.length * 0.5)],
+      p99: latencies[Math.floor(latencies.length * 0.99)],
+    }),
+  );
 }
 
 const [mode, modelPath, arg] = process.argv.slice(2);

@@ -3,11 +3,12 @@
 // autocannon at concurrency 1, 16 and 64, for two models made by the app's make-model script: the small
 // sample model (HTTP overhead dominates) and a heavier MLP where micro-batching pays.
 // Writes bench/reports/scoring.md. Run: node --import tsx bench/scoring/run.ts
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
+
 import { repoRoot } from '../../test/support/paths';
 import { freePort } from '../../test/support/ports';
 
@@ -50,12 +51,17 @@ interface Row {
   p99: number;
 }
 
-
 async function waitFor(url: string, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${url}: server exited with ${child.exitCode}`);
-    if ((await fetch(url).then((r) => r.status, () => 0)) === 200) return;
+    if (
+      (await fetch(url).then(
+        (r) => r.status,
+        () => 0,
+      )) === 200
+    )
+      return;
     if (Date.now() > deadline) throw new Error(`${url} never answered 200`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -74,14 +80,23 @@ async function startApp(model: ModelCase, name: string, env: Record<string, stri
 
 async function startBare(model: ModelCase): Promise<Server> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'baseline.ts'), 'bare', path.join(model.dir, 'model.onnx'), String(port)], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(__dirname, 'baseline.ts'), 'bare', path.join(model.dir, 'model.onnx'), String(port)],
+    {
+      cwd: repoRoot,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   const url = `http://127.0.0.1:${port}/score`;
   const body = JSON.stringify({ data: [Array.from({ length: model.width }, () => 0.5)] });
   const deadline = Date.now() + 60_000;
-  while ((await fetch(url, { method: 'POST', body }).then((r) => r.status, () => 0)) !== 200) {
+  while (
+    (await fetch(url, { method: 'POST', body }).then(
+      (r) => r.status,
+      () => 0,
+    )) !== 200
+  ) {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error('the bare server did not start');
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -112,22 +127,41 @@ async function measure(server: Server, model: ModelCase, concurrency: number): P
   await load(server.url, model.width, concurrency, WARMUP_SECONDS);
   const result = await load(server.url, model.width, concurrency, MEASURE_SECONDS);
   if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) {
-    throw new Error(`${server.name} at c=${concurrency}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
+    throw new Error(
+      `${server.name} at c=${concurrency}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`,
+    );
   }
-  const row = { model: model.label, server: server.name, concurrency, rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 };
-  console.log(`${model.label.padEnd(14)} ${server.name.padEnd(28)} c=${String(concurrency).padEnd(3)} ${row.rps.toFixed(0).padStart(7)} req/s  p50 ${row.p50.toFixed(2)} ms  p99 ${row.p99.toFixed(2)} ms`);
+  const row = {
+    model: model.label,
+    server: server.name,
+    concurrency,
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+  };
+  console.log(
+    `${model.label.padEnd(14)} ${server.name.padEnd(28)} c=${String(concurrency).padEnd(3)} ${row.rps.toFixed(0).padStart(7)} req/s  p50 ${row.p50.toFixed(2)} ms  p99 ${row.p99.toFixed(2)} ms`,
+  );
   return row;
 }
 
 function rawLimit(model: ModelCase): { runsPerSecond: number; p50: number; p99: number } {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'baseline.ts'), 'raw', path.join(model.dir, 'model.onnx'), '4'], { cwd: repoRoot, encoding: 'utf8' });
+  const result = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', path.join(__dirname, 'baseline.ts'), 'raw', path.join(model.dir, 'model.onnx'), '4'],
+    { cwd: repoRoot, encoding: 'utf8' },
+  );
   if (result.status !== 0) throw new Error(`raw session.run failed: ${result.stderr}`);
   return JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}');
 }
 
 function makeModels(): ModelCase[] {
   const makeModel = (args: string[]) => {
-    const result = spawnSync(process.execPath, ['--import', 'tsx', path.join(appDir, 'scripts', 'make-model.ts'), ...args], { cwd: appDir, stdio: 'inherit' });
+    const result = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', path.join(appDir, 'scripts', 'make-model.ts'), ...args],
+      { cwd: appDir, stdio: 'inherit' },
+    );
     if (result.status !== 0) throw new Error('make-model failed');
   };
   const small = path.join(workDir, 'sample-classifier');
@@ -136,7 +170,11 @@ function makeModels(): ModelCase[] {
   makeModel(['--out', heavy, '--name', 'heavy-mlp', '--inputs', '64', '--hidden', '1024,1024,1024', '--classes', '8']);
   return [
     { label: 'small (4→16→3)', dir: small, width: 4 },
-    { label: `heavy (64→3×1024→8, ${(fs.statSync(path.join(heavy, 'model.onnx')).size / 1e6).toFixed(1)} MB)`, dir: heavy, width: 64 },
+    {
+      label: `heavy (64→3×1024→8, ${(fs.statSync(path.join(heavy, 'model.onnx')).size / 1e6).toFixed(1)} MB)`,
+      dir: heavy,
+      width: 64,
+    },
   ];
 }
 
@@ -152,7 +190,9 @@ async function main(): Promise<void> {
   const limits: Record<string, { runsPerSecond: number; p50: number; p99: number }> = {};
   for (const model of models) {
     limits[model.label] = rawLimit(model);
-    console.log(`${model.label}: raw session.run ${limits[model.label].runsPerSecond.toFixed(0)} runs/s, p50 ${(limits[model.label].p50 * 1000).toFixed(0)} µs`);
+    console.log(
+      `${model.label}: raw session.run ${limits[model.label].runsPerSecond.toFixed(0)} runs/s, p50 ${(limits[model.label].p50 * 1000).toFixed(0)} µs`,
+    );
     const servers = [
       await startBare(model),
       await startApp(model, 'app (micro-batching on)', {}),
@@ -177,7 +217,8 @@ async function main(): Promise<void> {
         }
       }
       for (const runs of samples.values()) {
-        const middle = <K extends 'rps' | 'p50' | 'p99'>(key: K) => runs.map((r) => r[key]).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+        const middle = <K extends 'rps' | 'p50' | 'p99'>(key: K) =>
+          runs.map((r) => r[key]).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
         rows.push({ ...runs[0], rps: middle('rps'), p50: middle('p50'), p99: middle('p99') });
       }
     } finally {
@@ -185,7 +226,8 @@ async function main(): Promise<void> {
     }
   }
 
-  const find = (model: string, server: string, concurrency: number) => rows.find((r) => r.model === model && r.server.startsWith(server) && r.concurrency === concurrency)!;
+  const find = (model: string, server: string, concurrency: number) =>
+    rows.find((r) => r.model === model && r.server.startsWith(server) && r.concurrency === concurrency)!;
   const lines: string[] = [
     '# Scoring service: throughput and latency',
     '',
@@ -201,12 +243,22 @@ async function main(): Promise<void> {
   ];
   for (const model of models) {
     const limit = limits[model.label];
-    lines.push(`## ${model.label}`, '', `Raw session.run (batch 1): ${fmt(limit.runsPerSecond, 0)} runs/s, p50 ${fmt(limit.p50 * 1000, 0)} µs, p99 ${fmt(limit.p99 * 1000, 0)} µs.`, '');
-    lines.push('| concurrency | server | req/s | mean µs | p50 ms | p99 ms | req/s ÷ bare | req/s ÷ raw |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
+    lines.push(
+      `## ${model.label}`,
+      '',
+      `Raw session.run (batch 1): ${fmt(limit.runsPerSecond, 0)} runs/s, p50 ${fmt(limit.p50 * 1000, 0)} µs, p99 ${fmt(limit.p99 * 1000, 0)} µs.`,
+      '',
+    );
+    lines.push(
+      '| concurrency | server | req/s | mean µs | p50 ms | p99 ms | req/s ÷ bare | req/s ÷ raw |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    );
     for (const concurrency of CONCURRENCIES) {
       const bare = find(model.label, 'bare', concurrency);
       for (const row of rows.filter((r) => r.model === model.label && r.concurrency === concurrency)) {
-        lines.push(`| ${concurrency} | ${row.server} | ${fmt(row.rps, 0)} | ${fmt((concurrency / row.rps) * 1e6, 0)} | ${fmt(row.p50, 0)} | ${fmt(row.p99, 0)} | ${fmt(row.rps / bare.rps)} | ${fmt(row.rps / limit.runsPerSecond)} |`);
+        lines.push(
+          `| ${concurrency} | ${row.server} | ${fmt(row.rps, 0)} | ${fmt((concurrency / row.rps) * 1e6, 0)} | ${fmt(row.p50, 0)} | ${fmt(row.p99, 0)} | ${fmt(row.rps / bare.rps)} | ${fmt(row.rps / limit.runsPerSecond)} |`,
+        );
       }
     }
     lines.push('');

@@ -4,14 +4,18 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { distTasks, nodeRuntimes, repoRoot, type NodeRuntime } from '../../test/support/paths';
+
+import { distTasks, type NodeRuntime, nodeRuntimes, repoRoot } from '../../test/support/paths';
 
 const RUNS = 15;
 
 function firstLineMs(node: string, args: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn(node, args, { stdio: ['ignore', 'pipe', 'ignore'], env: { PATH: process.env.PATH, AGENT_TEMPDIRECTORY: '/tmp' } });
+    const child = spawn(node, args, {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      env: { PATH: process.env.PATH, AGENT_TEMPDIRECTORY: '/tmp' },
+    });
     let done = false;
     child.stdout.on('data', () => {
       if (done) return;
@@ -31,7 +35,10 @@ async function median(node: string, args: string[]): Promise<number> {
 }
 
 async function main() {
-  const tasks = fs.readdirSync(distTasks).filter((t) => fs.existsSync(path.join(distTasks, t, 'index.js'))).sort();
+  const tasks = fs
+    .readdirSync(distTasks)
+    .filter((t) => fs.existsSync(path.join(distTasks, t, 'index.js')))
+    .sort();
   const rows: string[] = [];
   for (const runtime of Object.keys(nodeRuntimes) as NodeRuntime[]) {
     const node = nodeRuntimes[runtime];
@@ -40,7 +47,9 @@ async function main() {
     for (const task of tasks) {
       const script = path.join(distTasks, task, 'index.js');
       const ms = await median(node, [script]);
-      rows.push(`| ${task} | ${runtime} | ${ms.toFixed(0)} | ${(ms / floor).toFixed(2)} | ${(fs.statSync(script).size / 1024).toFixed(0)} |`);
+      rows.push(
+        `| ${task} | ${runtime} | ${ms.toFixed(0)} | ${(ms / floor).toFixed(2)} | ${(fs.statSync(script).size / 1024).toFixed(0)} |`,
+      );
     }
   }
   const report = [

@@ -6,9 +6,17 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+
 import {
-  BATCH_DIM, INPUT_NAME, LABEL_NAME, PROBABILITIES_NAME,
-  encodeMlpModel, makeLayers, referenceForward, sampleRows, type MlpSpec,
+  BATCH_DIM,
+  encodeMlpModel,
+  INPUT_NAME,
+  LABEL_NAME,
+  makeLayers,
+  type MlpSpec,
+  PROBABILITIES_NAME,
+  referenceForward,
+  sampleRows,
 } from './mlp-model.js';
 
 const appRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -45,7 +53,11 @@ export function makeModel(outDir: string, spec: MlpSpec, withSamples: boolean): 
     { description: 'one row, single-input shorthand', body: { data: [rows[1]] }, rows: [rows[1]] },
     { description: 'three rows', body: { inputs: { [INPUT_NAME]: rows.slice(2, 5) } }, rows: rows.slice(2, 5) },
     { description: 'integers are valid float32 values', body: { data: [[5, 3, 1, 0]] }, rows: [[5, 3, 1, 0]] },
-    { description: 'negative and zero features', body: { data: [[-1, 0, 0.5, -0.25], rows[5]] }, rows: [[-1, 0, 0.5, -0.25], rows[5]] },
+    {
+      description: 'negative and zero features',
+      body: { data: [[-1, 0, 0.5, -0.25], rows[5]] },
+      rows: [[-1, 0, 0.5, -0.25], rows[5]],
+    },
   ].map(({ description, body, rows: requestRows }) => ({
     description,
     body,
@@ -74,11 +86,12 @@ function main(): void {
     },
   });
   const spec: MlpSpec = {
-    name: values.name!,
-    version: values.version!,
-    description: 'A multilayer-perceptron classifier with seeded (untrained) weights, made by make-model as a reference model for the scoring service.',
+    name: values.name,
+    version: values.version,
+    description:
+      'A multilayer-perceptron classifier with seeded (untrained) weights, made by make-model as a reference model for the scoring service.',
     inputSize: Number(values.inputs),
-    hiddenSizes: values.hidden!.split(',').map(Number),
+    hiddenSizes: values.hidden.split(',').map(Number),
     classCount: Number(values.classes),
     seed: Number(values.seed),
   };
@@ -87,8 +100,8 @@ function main(): void {
     throw new Error('make-model: --inputs, --hidden (comma-separated), --classes and --seed must be positive integers');
   }
   const withSamples = values.samples ?? values.name === 'sample-classifier';
-  makeModel(path.resolve(values.out!), spec, withSamples);
-  console.log(`make-model: wrote ${spec.name} ${spec.version} to ${path.resolve(values.out!)}`);
+  makeModel(path.resolve(values.out), spec, withSamples);
+  console.log(`make-model: wrote ${spec.name} ${spec.version} to ${path.resolve(values.out)}`);
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();

@@ -160,7 +160,12 @@ export function decodeMlpLayers(modelBytes: Uint8Array): DenseLayer[] {
   const layers: DenseLayer[] = [];
   for (let index = 0; byName.has(`dense${index}.weight`); index++) {
     const [outSize, inSize] = dimsByName.get(`dense${index}.weight`)!;
-    layers.push({ inSize, outSize, weight: byName.get(`dense${index}.weight`)!, bias: byName.get(`dense${index}.bias`)! });
+    layers.push({
+      inSize,
+      outSize,
+      weight: byName.get(`dense${index}.weight`)!,
+      bias: byName.get(`dense${index}.bias`)!,
+    });
   }
   return layers;
 }

@@ -16,7 +16,8 @@ if (process.env.KEEP_ALL_ONNXRUNTIME_BINARIES !== '1' && existsSync(binRoot)) {
           rmSync(path.join(napiDir, platform, arch), { recursive: true, force: true });
         }
       }
-      if (readdirSync(path.join(napiDir, platform)).length === 0) rmSync(path.join(napiDir, platform), { recursive: true });
+      if (readdirSync(path.join(napiDir, platform)).length === 0)
+        rmSync(path.join(napiDir, platform), { recursive: true });
     }
   }
 }

@@ -1,12 +1,14 @@
 // Builds the Nest application on Fastify with the service's HTTP settings, hooks and error filter.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { LogController, type FastifyInstance } from 'fastify';
+import { LogController } from 'fastify';
 import type { Logger } from 'pino';
+
 import { AppModule } from './app.module.js';
-import { ApiKeyStore } from './auth/api-keys.js';
+import type { ApiKeyStore } from './auth/api-keys.js';
 import type { AppConfig } from './config/app-config.js';
 import { HttpErrorFilter } from './http/http-error.filter.js';
 import { installServerHooks } from './http/server-hooks.js';
@@ -22,7 +24,11 @@ function requestId(request: IncomingMessage): string {
   return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
-export async function createApp(config: AppConfig, logger: Logger, apiKeys: ApiKeyStore): Promise<NestFastifyApplication> {
+export async function createApp(
+  config: AppConfig,
+  logger: Logger,
+  apiKeys: ApiKeyStore,
+): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({
     loggerInstance: logger,
     bodyLimit: config.bodyLimitBytes,
@@ -39,7 +45,7 @@ export async function createApp(config: AppConfig, logger: Logger, apiKeys: ApiK
     logger: new NestPinoLogger(logger.child({ component: 'nest' })),
     abortOnError: false,
   });
-  const fastify = app.getHttpAdapter().getInstance() as unknown as FastifyInstance;
+  const fastify = app.getHttpAdapter().getInstance();
   // JSON only: any other body type is a 415, not a string handed to the handlers.
   fastify.removeContentTypeParser('text/plain');
   installServerHooks(fastify, app.get(LifecycleService), app.get(MetricsService), config.accessLog);

@@ -1,14 +1,16 @@
 // Entry point: validate config, open the port, load and warm up the model, and drain on SIGTERM.
 import 'reflect-metadata';
+
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Logger } from 'pino';
+
 import { ApiKeyStore } from './auth/api-keys.js';
 import { createApp } from './bootstrap.js';
-import { ConfigError, loadConfig, type AppConfig } from './config/app-config.js';
+import { type AppConfig, ConfigError, loadConfig } from './config/app-config.js';
 import { LifecycleService } from './lifecycle/lifecycle.service.js';
 import { createRootLogger } from './logging/logger.js';
-import { resolveModelFile } from './model/model-loader.js';
 import { ModelService } from './model/model.service.js';
+import { resolveModelFile } from './model/model-loader.js';
 
 function fail(logger: Logger, message: string): never {
   logger.fatal(message);
@@ -32,7 +34,9 @@ async function main(): Promise<void> {
   }
   let apiKeys: ApiKeyStore;
   try {
-    apiKeys = new ApiKeyStore(config.apiKeys, config.apiKeysFile, (message) => logger.warn(`API keys not reloaded, keeping the previous ones: ${message}`));
+    apiKeys = new ApiKeyStore(config.apiKeys, config.apiKeysFile, (message) =>
+      logger.warn(`API keys not reloaded, keeping the previous ones: ${message}`),
+    );
   } catch (error) {
     fail(logger, `refusing to start: ${(error as Error).message}`);
   }
@@ -41,17 +45,30 @@ async function main(): Promise<void> {
   const app = await createApp(config, logger, apiKeys);
   await app.listen({ port: config.port, host: config.host });
   const address = app.getHttpServer().address();
-  logger.info({
-    port: typeof address === 'object' && address ? address.port : config.port,
-    auth: apiKeys.enabled ? `${apiKeys.keyCount} key(s)` : 'off',
-    batching: config.batching,
-    bodyLimitBytes: config.bodyLimitBytes,
-  }, 'listening; loading the model');
+  logger.info(
+    {
+      port: typeof address === 'object' && address ? address.port : config.port,
+      auth: apiKeys.enabled ? `${apiKeys.keyCount} key(s)` : 'off',
+      batching: config.batching,
+      bodyLimitBytes: config.bodyLimitBytes,
+    },
+    'listening; loading the model',
+  );
   installShutdown(app, config, logger);
 
   try {
     const model = await app.get(ModelService).load();
-    logger.info({ model: model.name, version: model.version, sha256: model.sha256, loadMillis: model.loadMillis, warmUpMillis: model.warmUpMillis, batching: model.batching.enabled }, 'model loaded and warmed up; ready');
+    logger.info(
+      {
+        model: model.name,
+        version: model.version,
+        sha256: model.sha256,
+        loadMillis: model.loadMillis,
+        warmUpMillis: model.warmUpMillis,
+        batching: model.batching.enabled,
+      },
+      'model loaded and warmed up; ready',
+    );
   } catch (error) {
     app.get(LifecycleService).markFailed();
     fail(logger, `refusing to start: ${(error as Error).message}`);
@@ -70,9 +87,19 @@ function installShutdown(app: NestFastifyApplication, config: AppConfig, logger:
     shuttingDown = true;
     const lifecycle = app.get(LifecycleService);
     lifecycle.startDraining();
-    logger.info({ signal, delayMillis: config.shutdownDelayMillis, graceMillis: config.shutdownGraceMillis }, 'shutting down: not ready; draining requests in flight');
+    logger.info(
+      { signal, delayMillis: config.shutdownDelayMillis, graceMillis: config.shutdownGraceMillis },
+      'shutting down: not ready; draining requests in flight',
+    );
     if (config.shutdownGraceMillis > 0) {
-      setTimeout(() => fail(logger, `requests still in flight after SHUTDOWN_GRACE_MS (${config.shutdownGraceMillis} ms); exiting without them`), config.shutdownGraceMillis).unref();
+      setTimeout(
+        () =>
+          fail(
+            logger,
+            `requests still in flight after SHUTDOWN_GRACE_MS (${config.shutdownGraceMillis} ms); exiting without them`,
+          ),
+        config.shutdownGraceMillis,
+      ).unref();
     }
     if (config.shutdownDelayMillis > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMillis));
     try {

@@ -1,23 +1,34 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
 import { InputError, TaskError } from '../common/errors';
-import { setOutput } from '../common/outputs';
-import { ByteProgress } from '../common/progress';
-import { RunSummary, formatBytes, formatDuration } from '../common/summary';
 import { pushScope } from '../common/oci/auth';
 import { pushBlob, type PushBlobResult } from '../common/oci/blobUpload';
 import { excludeMatcher, parseExcludeLines } from '../common/oci/excludes';
-import { appendLayer, mutateConfig, serializeImage, setManifestAnnotations, familyOfImage, formatPlatform, withOciMediaTypes, type Descriptor, type Image } from '../common/oci/image';
-import { fileRange, writeLayer, type BuiltLayer } from '../common/oci/layer';
-import { writeOciLayout, type LayoutBlob } from '../common/oci/layout';
+import {
+  appendLayer,
+  type Descriptor,
+  familyOfImage,
+  formatPlatform,
+  type Image,
+  mutateConfig,
+  serializeImage,
+  setManifestAnnotations,
+  withOciMediaTypes,
+} from '../common/oci/image';
+import { type BuiltLayer, fileRange, writeLayer } from '../common/oci/layer';
+import { type LayoutBlob, writeOciLayout } from '../common/oci/layout';
+import { LayoutSourceError } from '../common/oci/layoutSource';
 import { layerMediaTypeOf, MediaType } from '../common/oci/mediaTypes';
 import { formatReference, manifestReferenceOf } from '../common/oci/reference';
-import { LayoutSourceError } from '../common/oci/layoutSource';
-import { ImageNotFoundError, resolveImage, type ResolvedImage } from '../common/oci/resolve';
+import { ImageNotFoundError, type ResolvedImage, resolveImage } from '../common/oci/resolve';
 import { collectEntries, type TarOwnership } from '../common/oci/tar';
+import { setOutput } from '../common/outputs';
+import { ByteProgress } from '../common/progress';
+import { formatBytes, formatDuration, RunSummary } from '../common/summary';
 import { configChanges, isoTime, modelPaths, tagsToPut } from './imageChanges';
-import { ModelFileHasher, readModelInfo, type ModelInfo } from './modelInfo';
+import { ModelFileHasher, type ModelInfo, readModelInfo } from './modelInfo';
 import type { BakeModelImageParameters } from './parameters';
 import { connectRegistries, mountableBaseRepository, type Registries } from './registries';
 
@@ -36,20 +47,45 @@ interface PushTally {
   blobsSkipped: number;
 }
 
-async function buildLayers(params: BakeModelImageParameters, model: ModelInfo, workDir: string): Promise<Array<Omit<PlannedLayer, 'descriptor'>>> {
+async function buildLayers(
+  params: BakeModelImageParameters,
+  model: ModelInfo,
+  workDir: string,
+): Promise<Array<Omit<PlannedLayer, 'descriptor'>>> {
   const owner: TarOwnership = { uid: 0, gid: 0, mtime: params.epoch };
   const layers: Array<Omit<PlannedLayer, 'descriptor'>> = [];
   if (params.app) {
     const dockerignore = path.join(params.app.directory, '.dockerignore');
-    const lines = [...(fs.existsSync(dockerignore) ? parseExcludeLines(fs.readFileSync(dockerignore, 'utf8')) : []), ...params.app.exclude];
+    const lines = [
+      ...(fs.existsSync(dockerignore) ? parseExcludeLines(fs.readFileSync(dockerignore, 'utf8')) : []),
+      ...params.app.exclude,
+    ];
     const matcher = excludeMatcher(lines);
-    const entries = collectEntries({ source: params.app.directory, target: params.app.targetPath, exclude: (rel, isDir) => matcher.isExcluded(rel, isDir), walkExcludedDirectories: matcher.hasNegations });
+    const entries = collectEntries({
+      source: params.app.directory,
+      target: params.app.targetPath,
+      exclude: (rel, isDir) => matcher.isExcluded(rel, isDir),
+      walkExcludedDirectories: matcher.hasNegations,
+    });
     const total = entries.reduce((n, e) => n + e.size, 0);
     const progress = new ByteProgress('Building the app layer', total);
-    const built = await writeLayer({ entries, owner, compression: params.compression, gzipLevel: params.compressionLevel, workDir, onBytes: (n) => progress.add(n) });
+    const built = await writeLayer({
+      entries,
+      owner,
+      compression: params.compression,
+      gzipLevel: params.compressionLevel,
+      workDir,
+      onBytes: (n) => progress.add(n),
+    });
     progress.finish();
-    console.log(`App layer: ${built.fileCount} files from ${params.app.directory} → ${params.app.targetPath} (${matcher.patterns.length} exclude patterns), ${formatBytes(built.size)}, ${built.digest}`);
-    layers.push({ role: 'app', built, createdBy: `BakeModelImage: COPY ${path.basename(params.app.directory)} ${params.app.targetPath}` });
+    console.log(
+      `App layer: ${built.fileCount} files from ${params.app.directory} → ${params.app.targetPath} (${matcher.patterns.length} exclude patterns), ${formatBytes(built.size)}, ${built.digest}`,
+    );
+    layers.push({
+      role: 'app',
+      built,
+      createdBy: `BakeModelImage: COPY ${path.basename(params.app.directory)} ${params.app.targetPath}`,
+    });
   }
   const { layerTarget } = modelPaths(params, model);
   const entries = collectEntries({
@@ -60,11 +96,25 @@ async function buildLayers(params: BakeModelImageParameters, model: ModelInfo, w
   });
   const progress = new ByteProgress('Building the model layer', model.sizeBytes);
   const hasher = model.sha256 === undefined ? new ModelFileHasher() : undefined;
-  const built = await writeLayer({ entries, owner, compression: params.compression, gzipLevel: params.compressionLevel, workDir, onBytes: (n) => progress.add(n), onFileBytes: hasher?.onFileBytes });
+  const built = await writeLayer({
+    entries,
+    owner,
+    compression: params.compression,
+    gzipLevel: params.compressionLevel,
+    workDir,
+    onBytes: (n) => progress.add(n),
+    onFileBytes: hasher?.onFileBytes,
+  });
   progress.finish();
   if (hasher) model.sha256 = hasher.modelSha256(model);
-  console.log(`Model layer: ${model.name}${model.version ? ` ${model.version}` : ''} → ${layerTarget}, ${built.fileCount} files, ${formatBytes(built.uncompressedSize)} (${formatBytes(built.size)} stored), ${built.digest}`);
-  layers.push({ role: 'model', built, createdBy: `BakeModelImage: COPY model ${model.name}${model.version ? `:${model.version}` : ''} ${layerTarget}` });
+  console.log(
+    `Model layer: ${model.name}${model.version ? ` ${model.version}` : ''} → ${layerTarget}, ${built.fileCount} files, ${formatBytes(built.uncompressedSize)} (${formatBytes(built.size)} stored), ${built.digest}`,
+  );
+  layers.push({
+    role: 'model',
+    built,
+    createdBy: `BakeModelImage: COPY model ${model.name}${model.version ? `:${model.version}` : ''} ${layerTarget}`,
+  });
   return layers;
 }
 
@@ -83,7 +133,12 @@ function baseNameForLabels(params: BakeModelImageParameters, base: ResolvedImage
 
 /** A missing or damaged base (registry image, layout folder, blob) is the baseImage input's to fix. */
 function asBaseImageError(err: unknown): unknown {
-  if (err instanceof ImageNotFoundError) return new InputError('baseImage', err.message, `Input 'baseImage': ${err.message} Check the base image reference.`);
+  if (err instanceof ImageNotFoundError)
+    return new InputError(
+      'baseImage',
+      err.message,
+      `Input 'baseImage': ${err.message} Check the base image reference.`,
+    );
   if (err instanceof LayoutSourceError) return new InputError('baseImage', err.message);
   return err;
 }
@@ -121,7 +176,11 @@ async function pushImage(
   const mountFrom = mountableBaseRepository(registries);
   const newBytes = layers.reduce((n, l) => n + l.built.size, 0);
   const progress = new ByteProgress(`Pushing to ${target.registry}/${repository}`, newBytes);
-  const blobOptions = { chunkSize: params.uploadChunkSize, onBytes: (n: number) => progress.add(n), onRetract: (n: number) => progress.subtract(n) };
+  const blobOptions = {
+    chunkSize: params.uploadChunkSize,
+    onBytes: (n: number) => progress.add(n),
+    onRetract: (n: number) => progress.subtract(n),
+  };
 
   // Base layers: already there, mounted from the base's repository, or copied across registries.
   await eachLimited(base.image.manifest.layers, 3, async (layer) => {
@@ -136,34 +195,77 @@ async function pushImage(
     const file = path.join(workDir, `base-${layer.digest.replace(':', '-')}`);
     await registries.base.copyBlob(layer.digest, file);
     try {
-      count(layer.size, await pushBlob(target, repository, { digest: layer.digest, size: layer.size, open: fileRange(file) }, blobOptions));
+      count(
+        layer.size,
+        await pushBlob(
+          target,
+          repository,
+          { digest: layer.digest, size: layer.size, open: fileRange(file) },
+          blobOptions,
+        ),
+      );
     } finally {
       fs.rmSync(file, { force: true });
     }
   });
   for (const layer of layers) {
-    count(layer.built.size, await pushBlob(target, repository, { digest: layer.built.digest, size: layer.built.size, open: (start, end) => layer.built.open(start, end) }, blobOptions));
+    count(
+      layer.built.size,
+      await pushBlob(
+        target,
+        repository,
+        { digest: layer.built.digest, size: layer.built.size, open: (start, end) => layer.built.open(start, end) },
+        blobOptions,
+      ),
+    );
   }
-  count(serialized.configBytes.length, await pushBlob(target, repository, { digest: serialized.configDescriptor.digest, size: serialized.configBytes.length, bytes: serialized.configBytes }));
+  count(
+    serialized.configBytes.length,
+    await pushBlob(target, repository, {
+      digest: serialized.configDescriptor.digest,
+      size: serialized.configBytes.length,
+      bytes: serialized.configBytes,
+    }),
+  );
   progress.finish();
   for (const tag of tags) {
     const digest = await target.putManifest(repository, tag, serialized.manifestBytes, serialized.manifestMediaType);
-    if (digest !== serialized.manifestDigest) throw new TaskError(`Registry ${target.registry} stored ${repository}:${tag} as ${digest}, not ${serialized.manifestDigest}.`);
+    if (digest !== serialized.manifestDigest)
+      throw new TaskError(
+        `Registry ${target.registry} stored ${repository}:${tag} as ${digest}, not ${serialized.manifestDigest}.`,
+      );
     console.log(`Tagged ${target.registry}/${repository}:${tag}`);
   }
   return tally;
 }
 
-async function writeLayout(params: BakeModelImageParameters, registries: Registries, base: ResolvedImage, layers: PlannedLayer[], serialized: ReturnType<typeof serializeImage>, tags: string[]): Promise<void> {
+async function writeLayout(
+  params: BakeModelImageParameters,
+  registries: Registries,
+  base: ResolvedImage,
+  layers: PlannedLayer[],
+  serialized: ReturnType<typeof serializeImage>,
+  tags: string[],
+): Promise<void> {
   if (serialized.manifestMediaType !== MediaType.ociManifest) {
     throw new Error('an OCI layout holds OCI manifests only');
   }
   const blobs: LayoutBlob[] = [
-    ...base.image.manifest.layers.map((l) => ({ digest: l.digest, size: l.size, download: (file: string) => registries.base.copyBlob(l.digest, file).then(() => undefined) })),
+    ...base.image.manifest.layers.map((l) => ({
+      digest: l.digest,
+      size: l.size,
+      download: (file: string) => registries.base.copyBlob(l.digest, file).then(() => undefined),
+    })),
     ...layers.map((l) => ({ digest: l.built.digest, size: l.built.size, open: () => l.built.open(0, l.built.size) })),
     { digest: serialized.configDescriptor.digest, size: serialized.configBytes.length, bytes: serialized.configBytes },
   ];
-  await writeOciLayout(params.outputLayout!, { manifestBytes: serialized.manifestBytes, manifestDigest: serialized.manifestDigest, manifestMediaType: serialized.manifestMediaType, blobs, refNames: tags });
+  await writeOciLayout(params.outputLayout!, {
+    manifestBytes: serialized.manifestBytes,
+    manifestDigest: serialized.manifestDigest,
+    manifestMediaType: serialized.manifestMediaType,
+    blobs,
+    refNames: tags,
+  });
   console.log(`Wrote OCI image layout ${params.outputLayout} (tags ${tags.join(', ')})`);
 }
 
@@ -173,22 +275,40 @@ export async function bakeModelImage(params: BakeModelImageParameters): Promise<
   fs.mkdirSync(workDir, { recursive: true });
   try {
     const model = await readModelInfo(params.model.path, { name: params.model.name, version: params.model.version });
-    console.log(`Model ${model.name}${model.version ? ` version ${model.version}` : ''} from ${model.sourcePath}${model.fromManifest ? ` (model-manifest.json: sha256 ${model.sha256})` : ' (no model-manifest.json: name from the path, sha256 hashed while the layer is built)'}`);
+    console.log(
+      `Model ${model.name}${model.version ? ` version ${model.version}` : ''} from ${model.sourcePath}${model.fromManifest ? ` (model-manifest.json: sha256 ${model.sha256})` : ' (no model-manifest.json: name from the path, sha256 hashed while the layer is built)'}`,
+    );
     const registries = connectRegistries(params);
     const base = await resolveBase(params, registries);
     const family = familyOfImage(base.image);
-    const baseDisplay = params.baseImage.kind === 'registry' ? formatReference(params.baseImage.ref) : params.baseImageText;
-    console.log(`Base ${baseDisplay}${base.refName && params.baseImage.kind === 'layout' && !params.baseImage.ref.refName ? ` (ref name ${base.refName})` : ''}: ${formatPlatform(params.platform)} manifest ${base.manifestDigest} (${family === 'docker' ? 'Docker v2' : 'OCI'}), ${base.image.manifest.layers.length} layers`);
+    const baseDisplay =
+      params.baseImage.kind === 'registry' ? formatReference(params.baseImage.ref) : params.baseImageText;
+    console.log(
+      `Base ${baseDisplay}${base.refName && params.baseImage.kind === 'layout' && !params.baseImage.ref.refName ? ` (ref name ${base.refName})` : ''}: ${formatPlatform(params.platform)} manifest ${base.manifestDigest} (${family === 'docker' ? 'Docker v2' : 'OCI'}), ${base.image.manifest.layers.length} layers`,
+    );
 
     const built = await buildLayers(params, model, workDir);
     const layers: PlannedLayer[] = built.map((l) => ({
       ...l,
-      descriptor: { mediaType: layerMediaTypeOf(family, l.built.compression), digest: l.built.digest, size: l.built.size },
+      descriptor: {
+        mediaType: layerMediaTypeOf(family, l.built.compression),
+        digest: l.built.digest,
+        size: l.built.size,
+      },
     }));
     let image: Image = base.image;
-    for (const layer of layers) image = appendLayer(image, { descriptor: layer.descriptor, diffId: layer.built.diffId, history: { created: isoTime(params.epoch), created_by: layer.createdBy, comment: 'BakeModelImage' } });
+    for (const layer of layers)
+      image = appendLayer(image, {
+        descriptor: layer.descriptor,
+        diffId: layer.built.diffId,
+        history: { created: isoTime(params.epoch), created_by: layer.createdBy, comment: 'BakeModelImage' },
+      });
     if (model.sha256 === undefined) throw new Error('the model sha256 was not computed');
-    const changes = configChanges(params, { ...model, sha256: model.sha256 }, { digest: base.manifestDigest, name: baseNameForLabels(params, base) });
+    const changes = configChanges(
+      params,
+      { ...model, sha256: model.sha256 },
+      { digest: base.manifestDigest, name: baseNameForLabels(params, base) },
+    );
     image = mutateConfig(image, changes);
     image = setManifestAnnotations(image, changes.labels ?? {});
     const serialized = serializeImage(image);
@@ -198,14 +318,23 @@ export async function bakeModelImage(params: BakeModelImageParameters): Promise<
     if (registries.target) tally = await pushImage(params, registries, base, layers, serialized, tags, workDir);
     if (params.outputLayout) {
       // skopeo and podman read only OCI manifests from a layout: a Docker v2 image goes in with OCI media types (same blobs, other manifest digest).
-      const forLayout = family === 'oci' ? serialized : serializeImage(setManifestAnnotations(withOciMediaTypes(image), changes.labels ?? {}));
-      if (forLayout !== serialized) console.log(`The OCI layout holds the image with OCI media types: manifest ${forLayout.manifestDigest} (pushed as Docker v2: ${serialized.manifestDigest}).`);
+      const forLayout =
+        family === 'oci'
+          ? serialized
+          : serializeImage(setManifestAnnotations(withOciMediaTypes(image), changes.labels ?? {}));
+      if (forLayout !== serialized)
+        console.log(
+          `The OCI layout holds the image with OCI media types: manifest ${forLayout.manifestDigest} (pushed as Docker v2: ${serialized.manifestDigest}).`,
+        );
       await writeLayout(params, registries, base, layers, forLayout, tags);
     }
 
     const digest = serialized.manifestDigest;
     // Without a push, the reference is the layout's, as skopeo and podman take it.
-    const ref = params.target && registries.target ? `${params.target.registry}/${params.target.repository}@${digest}` : `oci:${params.outputLayout}:${tags[0]}`;
+    const ref =
+      params.target && registries.target
+        ? `${params.target.registry}/${params.target.repository}@${digest}`
+        : `oci:${params.outputLayout}:${tags[0]}`;
     setOutput('ImageDigest', digest);
     setOutput('ImageRef', ref);
     setOutput('ImageTags', tags.join(','));
@@ -217,13 +346,30 @@ export async function bakeModelImage(params: BakeModelImageParameters): Promise<
     summary.facts([
       ['Image', params.target ? `\`${ref}\`` : '(not pushed)'],
       ['Tags', tags.map((t) => `\`${t}\``).join(', ')],
-      ['Base', `\`${baseDisplay}\` → \`${base.manifestDigest}\` (${formatPlatform(params.platform)}, ${family === 'docker' ? 'Docker v2' : 'OCI'})`],
-      ['Model', `${model.name}${model.version ? ` ${model.version}` : ''}, sha256 \`${model.sha256 ?? ''}\`${model.sourceUri ? `, from ${model.sourceUri}` : ''}`],
-      ...(tally ? ([['Uploaded', `${formatBytes(tally.uploaded)} (${tally.blobsUploaded} blobs)`], ['Skipped (already in the registry or mounted)', `${formatBytes(tally.skipped)} (${tally.blobsSkipped} blobs)`]] as Array<[string, string]>) : []),
+      [
+        'Base',
+        `\`${baseDisplay}\` → \`${base.manifestDigest}\` (${formatPlatform(params.platform)}, ${family === 'docker' ? 'Docker v2' : 'OCI'})`,
+      ],
+      [
+        'Model',
+        `${model.name}${model.version ? ` ${model.version}` : ''}, sha256 \`${model.sha256 ?? ''}\`${model.sourceUri ? `, from ${model.sourceUri}` : ''}`,
+      ],
+      ...(tally
+        ? ([
+            ['Uploaded', `${formatBytes(tally.uploaded)} (${tally.blobsUploaded} blobs)`],
+            [
+              'Skipped (already in the registry or mounted)',
+              `${formatBytes(tally.skipped)} (${tally.blobsSkipped} blobs)`,
+            ],
+          ] as Array<[string, string]>)
+        : []),
       ...(params.outputLayout ? ([['OCI layout', `\`${params.outputLayout}\``]] as Array<[string, string]>) : []),
       ['Duration', formatDuration(Date.now() - started)],
     ]);
-    summary.table(['Layer', 'Digest', 'Size', 'Media type'], layers.map((l) => [l.role, `\`${l.built.digest}\``, formatBytes(l.built.size), l.descriptor.mediaType]));
+    summary.table(
+      ['Layer', 'Digest', 'Size', 'Media type'],
+      layers.map((l) => [l.role, `\`${l.built.digest}\``, formatBytes(l.built.size), l.descriptor.mediaType]),
+    );
     summary.upload('bake-model-image.md');
 
     const line = tally

@@ -1,7 +1,7 @@
 import type { ConfigChanges } from '../common/oci/image';
 import { sanitizeTag } from '../common/oci/reference';
-import type { BakeModelImageParameters } from './parameters';
 import type { HashedModel, ModelInfo } from './modelInfo';
+import type { BakeModelImageParameters } from './parameters';
 
 /**
  * Everything the bake changes in the base's config, worked out from the inputs with no I/O:
@@ -15,8 +15,14 @@ export function isoTime(epochSeconds: number): string {
 }
 
 /** Where the model lands and what MODEL_PATH says. */
-export function modelPaths(params: BakeModelImageParameters, model: ModelInfo): { layerTarget: string; modelPath: string } {
-  const folder = (params.model.targetPath ?? `/models/${model.name.replace(/[^A-Za-z0-9._-]+/g, '-')}`).replace(/\/+$/, '');
+export function modelPaths(
+  params: BakeModelImageParameters,
+  model: ModelInfo,
+): { layerTarget: string; modelPath: string } {
+  const folder = (params.model.targetPath ?? `/models/${model.name.replace(/[^A-Za-z0-9._-]+/g, '-')}`).replace(
+    /\/+$/,
+    '',
+  );
   if (!model.isFolder) {
     const fileName = model.sourcePath.split(/[\\/]/).pop()!;
     return { layerTarget: `${folder}/${fileName}`, modelPath: `${folder}/${fileName}` };
@@ -30,7 +36,11 @@ export interface BaseForLabels {
   name?: string;
 }
 
-export function imageLabels(params: BakeModelImageParameters, model: HashedModel, base: BaseForLabels): Record<string, string> {
+export function imageLabels(
+  params: BakeModelImageParameters,
+  model: HashedModel,
+  base: BaseForLabels,
+): Record<string, string> {
   const labels: Record<string, string> = {};
   const set = (key: string, value: string | undefined) => {
     if (value) labels[key] = value;
@@ -56,7 +66,11 @@ export function imageLabels(params: BakeModelImageParameters, model: HashedModel
   return { ...labels, ...params.labels };
 }
 
-export function configChanges(params: BakeModelImageParameters, model: HashedModel, base: BaseForLabels): ConfigChanges {
+export function configChanges(
+  params: BakeModelImageParameters,
+  model: HashedModel,
+  base: BaseForLabels,
+): ConfigChanges {
   const { modelPath } = modelPaths(params, model);
   const env: Array<[string, string]> = [
     ['MODEL_PATH', modelPath],
@@ -74,12 +88,20 @@ export function configChanges(params: BakeModelImageParameters, model: HashedMod
     exposedPorts: params.exposedPorts,
     labels: imageLabels(params, model, base),
     created: isoTime(params.epoch),
-    history: { created: isoTime(params.epoch), created_by: `BakeModelImage: ENV ${env.map(([k]) => k).join(' ')}; LABEL; config`, comment: 'BakeModelImage' },
+    history: {
+      created: isoTime(params.epoch),
+      created_by: `BakeModelImage: ENV ${env.map(([k]) => k).join(' ')}; LABEL; config`,
+      comment: 'BakeModelImage',
+    },
   };
 }
 
 /** The tags to put: as given, else the build id and the model version (made tag-safe). */
 export function tagsToPut(params: BakeModelImageParameters, model: ModelInfo): string[] {
-  const tags = params.tags.length ? params.tags : [params.pipeline.buildId, model.version].map((t) => (t ? sanitizeTag(t) : undefined)).filter((t): t is string => !!t);
+  const tags = params.tags.length
+    ? params.tags
+    : [params.pipeline.buildId, model.version]
+        .map((t) => (t ? sanitizeTag(t) : undefined))
+        .filter((t): t is string => !!t);
   return [...new Set(tags.length ? tags : ['latest'])];
 }

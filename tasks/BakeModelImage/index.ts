@@ -1,5 +1,5 @@
 import { runTask } from '../common/run';
-import { readParameters } from './parameters';
 import { bakeModelImage } from './bakeModelImage';
+import { readParameters } from './parameters';
 
 void runTask(() => bakeModelImage(readParameters()));

@@ -1,8 +1,15 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
 import { TaskError } from '../common/errors';
-import { compareByteOrder, folderSha256, MODEL_MANIFEST_FILE, readModelManifest, type ModelManifest } from '../FetchModel/modelManifest';
+import {
+  compareByteOrder,
+  folderSha256,
+  MODEL_MANIFEST_FILE,
+  type ModelManifest,
+  readModelManifest,
+} from '../FetchModel/modelManifest';
 
 /** What the image says about its model: from FetchModel's model-manifest.json when there is one. */
 export interface ModelInfo {
@@ -39,10 +46,14 @@ function checkManifestMatches(folder: string, manifest: ModelManifest): void {
     try {
       size = fs.statSync(full).size;
     } catch {
-      throw new TaskError(`${path.join(folder, MODEL_MANIFEST_FILE)} lists ${file.path}, which is not in ${folder}. Run FetchModel again, or remove the stale manifest.`);
+      throw new TaskError(
+        `${path.join(folder, MODEL_MANIFEST_FILE)} lists ${file.path}, which is not in ${folder}. Run FetchModel again, or remove the stale manifest.`,
+      );
     }
     if (size !== file.sizeBytes) {
-      throw new TaskError(`${file.path} in ${folder} has ${size} bytes, but ${MODEL_MANIFEST_FILE} says ${file.sizeBytes}. The model changed after FetchModel verified it; run FetchModel again.`);
+      throw new TaskError(
+        `${file.path} in ${folder} has ${size} bytes, but ${MODEL_MANIFEST_FILE} says ${file.sizeBytes}. The model changed after FetchModel verified it; run FetchModel again.`,
+      );
     }
   }
 }
@@ -68,7 +79,10 @@ export async function readModelInfo(modelPath: string, overrides: ModelOverrides
   const stat = fs.statSync(modelPath);
   if (stat.isFile()) {
     const manifest = readModelManifest(path.dirname(modelPath));
-    const described = manifest && manifest.layout === 'file' && manifest.files[0]?.path === path.basename(modelPath) ? manifest : undefined;
+    const described =
+      manifest && manifest.layout === 'file' && manifest.files[0]?.path === path.basename(modelPath)
+        ? manifest
+        : undefined;
     if (described) checkManifestMatches(path.dirname(modelPath), described);
     return {
       name: overrides.name ?? described?.name ?? nameFromPath(modelPath),
@@ -102,7 +116,10 @@ export async function readModelInfo(modelPath: string, overrides: ModelOverrides
   return {
     name: overrides.name ?? nameFromPath(modelPath),
     version: overrides.version,
-    sizeBytes: listFiles(modelPath).reduce((n, rel) => n + fs.statSync(path.join(modelPath, ...rel.split('/'))).size, 0),
+    sizeBytes: listFiles(modelPath).reduce(
+      (n, rel) => n + fs.statSync(path.join(modelPath, ...rel.split('/'))).size,
+      0,
+    ),
     sourcePath: modelPath,
     isFolder: true,
     fromManifest: false,
@@ -123,7 +140,12 @@ export class ModelFileHasher {
   modelSha256(model: ModelInfo): string {
     const hexOf = (file: string) => this.hashes.get(file)?.copy().digest('hex') ?? EMPTY_SHA256;
     if (!model.isFolder) return hexOf(model.sourcePath);
-    return folderSha256(listFiles(model.sourcePath).map((rel) => ({ path: rel, sha256: hexOf(path.join(model.sourcePath, ...rel.split('/'))) })));
+    return folderSha256(
+      listFiles(model.sourcePath).map((rel) => ({
+        path: rel,
+        sha256: hexOf(path.join(model.sourcePath, ...rel.split('/'))),
+      })),
+    );
   }
 }
 

@@ -1,11 +1,33 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
+
 import * as tl from 'azure-pipelines-task-lib/task';
+
 import { InputError } from '../common/errors';
-import { booleanInput, byteSizeInput, connectionInput, enumInput, existingPath, integerInput, listInput, mapInput, optionalString, requiredString } from '../common/inputs';
+import {
+  booleanInput,
+  byteSizeInput,
+  connectionInput,
+  enumInput,
+  existingPath,
+  integerInput,
+  listInput,
+  mapInput,
+  optionalString,
+  requiredString,
+} from '../common/inputs';
 import { parsePlatform, type Platform } from '../common/oci/image';
 import type { LayerCompression } from '../common/oci/mediaTypes';
-import { InvalidReferenceError, isLayoutReference, isValidTag, parseLayoutReference, parseReference, parseRepository, type ImageReference, type LayoutReference } from '../common/oci/reference';
+import {
+  type ImageReference,
+  InvalidReferenceError,
+  isLayoutReference,
+  isValidTag,
+  type LayoutReference,
+  parseLayoutReference,
+  parseReference,
+  parseRepository,
+} from '../common/oci/reference';
 
 export type RegistryConnectionChoice =
   | { type: 'azureResourceManager'; input: string; connectionId: string }
@@ -82,9 +104,13 @@ export function parseCommand(input: string): string[] | undefined {
     try {
       parsed = JSON.parse(text);
     } catch {
-      throw new InputError(input, `'${text}' is not a valid JSON array. Write ["executable", "arg", ...] or plain words.`);
+      throw new InputError(
+        input,
+        `'${text}' is not a valid JSON array. Write ["executable", "arg", ...] or plain words.`,
+      );
     }
-    if (!Array.isArray(parsed) || parsed.some((p) => typeof p !== 'string')) throw new InputError(input, 'the JSON form must be an array of strings.');
+    if (!Array.isArray(parsed) || parsed.some((p) => typeof p !== 'string'))
+      throw new InputError(input, 'the JSON form must be an array of strings.');
     return parsed as string[];
   }
   const words: string[] = [];
@@ -97,7 +123,12 @@ export function parseCommand(input: string): string[] | undefined {
 function sourceDateEpoch(): number {
   const raw = tl.getVariable('SOURCE_DATE_EPOCH') ?? process.env.SOURCE_DATE_EPOCH;
   if (raw === undefined || raw.trim() === '') return 0;
-  if (!/^\d+$/.test(raw.trim())) throw new InputError('SOURCE_DATE_EPOCH', `'${raw}' is not a whole number of seconds since 1970.`, `The SOURCE_DATE_EPOCH variable '${raw}' is not a whole number of seconds since 1970. Fix or remove the variable.`);
+  if (!/^\d+$/.test(raw.trim()))
+    throw new InputError(
+      'SOURCE_DATE_EPOCH',
+      `'${raw}' is not a whole number of seconds since 1970.`,
+      `The SOURCE_DATE_EPOCH variable '${raw}' is not a whole number of seconds since 1970. Fix or remove the variable.`,
+    );
   return Number(raw.trim());
 }
 
@@ -109,12 +140,26 @@ export function readParameters(): BakeModelImageParameters {
   const base = baseImage('baseImage');
   const platformText = optionalString('platform') ?? 'linux/amd64';
   const platform = parsePlatform(platformText);
-  if (!platform) throw new InputError('platform', `'${platformText}' is not a platform. Write os/architecture[/variant], e.g. linux/amd64 or linux/arm64.`);
+  if (!platform)
+    throw new InputError(
+      'platform',
+      `'${platformText}' is not a platform. Write os/architecture[/variant], e.g. linux/amd64 or linux/arm64.`,
+    );
 
-  const type = enumInput('connectionType', ['dockerRegistry', 'azureResourceManager', 'none'] as const, 'dockerRegistry');
+  const type = enumInput(
+    'connectionType',
+    ['dockerRegistry', 'azureResourceManager', 'none'] as const,
+    'dockerRegistry',
+  );
   let connection: RegistryConnectionChoice;
-  if (type === 'azureResourceManager') connection = { type, input: 'azureSubscription', connectionId: connectionInput('azureSubscription')! };
-  else if (type === 'dockerRegistry') connection = { type, input: 'dockerRegistryServiceConnection', connectionId: connectionInput('dockerRegistryServiceConnection')! };
+  if (type === 'azureResourceManager')
+    connection = { type, input: 'azureSubscription', connectionId: connectionInput('azureSubscription')! };
+  else if (type === 'dockerRegistry')
+    connection = {
+      type,
+      input: 'dockerRegistryServiceConnection',
+      connectionId: connectionInput('dockerRegistryServiceConnection')!,
+    };
   else connection = { type: 'none' };
 
   const outputLayoutText = optionalString('outputLayout');
@@ -125,24 +170,49 @@ export function readParameters(): BakeModelImageParameters {
     try {
       target = parseRepository(repositoryText);
     } catch (err) {
-      if (err instanceof InvalidReferenceError) throw new InputError('repository', `${err.problem} Write registry/repository, e.g. myacr.azurecr.io/scoring; put tags in the tags input.`);
+      if (err instanceof InvalidReferenceError)
+        throw new InputError(
+          'repository',
+          `${err.problem} Write registry/repository, e.g. myacr.azurecr.io/scoring; put tags in the tags input.`,
+        );
       throw err;
     }
   }
-  if (type === 'none' && !outputLayout) throw new InputError('outputLayout', 'with connection type none nothing is pushed, so give a folder to write the OCI image layout to.');
+  if (type === 'none' && !outputLayout)
+    throw new InputError(
+      'outputLayout',
+      'with connection type none nothing is pushed, so give a folder to write the OCI image layout to.',
+    );
 
   const tags = listInput('tags');
-  for (const tag of tags) if (!isValidTag(tag)) throw new InputError('tags', `'${tag}' is not a valid tag: use letters, digits, _ . and -, at most 128, not starting with . or -.`);
+  for (const tag of tags)
+    if (!isValidTag(tag))
+      throw new InputError(
+        'tags',
+        `'${tag}' is not a valid tag: use letters, digits, _ . and -, at most 128, not starting with . or -.`,
+      );
 
   const appDirectory = existingPath('appDirectory', 'directory', false);
   const appTarget = optionalString('appTargetPath') ?? '/app';
-  if (!appTarget.startsWith('/')) throw new InputError('appTargetPath', `'${appTarget}' must be an absolute path in the image, e.g. /app.`);
+  if (!appTarget.startsWith('/'))
+    throw new InputError('appTargetPath', `'${appTarget}' must be an absolute path in the image, e.g. /app.`);
   const modelTarget = optionalString('modelTargetPath');
-  if (modelTarget !== undefined && !modelTarget.startsWith('/')) throw new InputError('modelTargetPath', `'${modelTarget}' must be an absolute path in the image, e.g. /models/churn.`);
+  if (modelTarget !== undefined && !modelTarget.startsWith('/'))
+    throw new InputError(
+      'modelTargetPath',
+      `'${modelTarget}' must be an absolute path in the image, e.g. /models/churn.`,
+    );
 
-  const env = Object.entries(mapInput('env', { keyPattern: /^[A-Za-z_][A-Za-z0-9_]*$/, keyHint: 'letters, digits and _, not starting with a digit' }));
+  const env = Object.entries(
+    mapInput('env', {
+      keyPattern: /^[A-Za-z_][A-Za-z0-9_]*$/,
+      keyHint: 'letters, digits and _, not starting with a digit',
+    }),
+  );
   const exposedPorts = listInput('exposedPorts', { separators: /[\s,]+/ });
-  for (const port of exposedPorts) if (!/^\d{1,5}(\/(tcp|udp|sctp))?$/i.test(port)) throw new InputError('exposedPorts', `'${port}' is not a port. Write e.g. 3000 or 3000/tcp.`);
+  for (const port of exposedPorts)
+    if (!/^\d{1,5}(\/(tcp|udp|sctp))?$/i.test(port))
+      throw new InputError('exposedPorts', `'${port}' is not a port. Write e.g. 3000 or 3000/tcp.`);
 
   return {
     baseImage: base.base,
@@ -153,8 +223,15 @@ export function readParameters(): BakeModelImageParameters {
     target,
     tags,
     outputLayout,
-    model: { path: existingPath('modelPath')!, name: optionalString('modelName'), version: optionalString('modelVersion'), targetPath: modelTarget },
-    app: appDirectory ? { directory: appDirectory, targetPath: appTarget, exclude: listInput('appExclude', { separators: /[\r\n]+/ }) } : undefined,
+    model: {
+      path: existingPath('modelPath')!,
+      name: optionalString('modelName'),
+      version: optionalString('modelVersion'),
+      targetPath: modelTarget,
+    },
+    app: appDirectory
+      ? { directory: appDirectory, targetPath: appTarget, exclude: listInput('appExclude', { separators: /[\r\n]+/ }) }
+      : undefined,
     env,
     entrypoint: parseCommand('entrypoint'),
     cmd: parseCommand('cmd'),

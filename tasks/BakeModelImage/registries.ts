@@ -1,9 +1,10 @@
+import * as tl from 'azure-pipelines-task-lib/task';
+
 import { azureConnection } from '../common/connections/azureResourceManager';
 import { registryConnection } from '../common/connections/dockerRegistry';
-import { InputError, TaskError, errorMessage } from '../common/errors';
+import { errorMessage, InputError, TaskError } from '../common/errors';
 import type { RegistryCredential } from '../common/oci/auth';
-import * as tl from 'azure-pipelines-task-lib/task';
-import { RegistryImageSource, type ImageSource } from '../common/oci/imageSource';
+import { type ImageSource, RegistryImageSource } from '../common/oci/imageSource';
 import { LayoutImageSource } from '../common/oci/layoutSource';
 import { apiHostOf } from '../common/oci/reference';
 import { RegistryClient } from '../common/oci/registry';
@@ -20,7 +21,9 @@ export interface Registries {
 
 /** The repository on the target's registry that holds the base, when its layers can be mounted from it. */
 export function mountableBaseRepository(registries: Registries): string | undefined {
-  return registries.base instanceof RegistryImageSource && registries.base.client === registries.target ? registries.base.repository : undefined;
+  return registries.base instanceof RegistryImageSource && registries.base.client === registries.target
+    ? registries.base.repository
+    : undefined;
 }
 
 function sameHost(a: string, b: string): boolean {
@@ -36,10 +39,21 @@ export function connectRegistries(params: BakeModelImageParameters): Registries 
     if (conn.type === 'dockerRegistry') {
       const rc = registryConnection(conn.input, conn.connectionId);
       if (!sameHost(rc.registry, params.target.registry)) {
-        throw new InputError('repository', `'${params.target.registry}' is not the registry of service connection '${conn.connectionId}' (${rc.registry}). Push to ${rc.registry}/<repository>, or pick the connection for ${params.target.registry}.`);
+        throw new InputError(
+          'repository',
+          `'${params.target.registry}' is not the registry of service connection '${conn.connectionId}' (${rc.registry}). Push to ${rc.registry}/<repository>, or pick the connection for ${params.target.registry}.`,
+        );
       }
       insecure = rc.insecure;
-      credential = rc.username && rc.password ? { kind: 'basic', username: rc.username, password: rc.password, source: `service connection '${conn.connectionId}' (${conn.input})` } : { kind: 'anonymous' };
+      credential =
+        rc.username && rc.password
+          ? {
+              kind: 'basic',
+              username: rc.username,
+              password: rc.password,
+              source: `service connection '${conn.connectionId}' (${conn.input})`,
+            }
+          : { kind: 'anonymous' };
     } else {
       const az = azureConnection(conn.input, conn.connectionId);
       const scope = `${az.resourceManagerUrl.replace(/\/+$/, '')}/.default`;
@@ -52,9 +66,15 @@ export function connectRegistries(params: BakeModelImageParameters): Registries 
           try {
             token = await az.credential.getToken(scope);
           } catch (err) {
-            throw new TaskError(`Azure service connection '${conn.connectionId}' (${conn.input}) could not sign in to push to ${params.target!.registry}: ${errorMessage(err)}`, { cause: err });
+            throw new TaskError(
+              `Azure service connection '${conn.connectionId}' (${conn.input}) could not sign in to push to ${params.target!.registry}: ${errorMessage(err)}`,
+              { cause: err },
+            );
           }
-          if (!token) throw new TaskError(`Azure service connection '${conn.connectionId}' (${conn.input}) returned no Entra ID token for ${scope}.`);
+          if (!token)
+            throw new TaskError(
+              `Azure service connection '${conn.connectionId}' (${conn.input}) returned no Entra ID token for ${scope}.`,
+            );
           return token.token;
         },
       };
@@ -63,20 +83,47 @@ export function connectRegistries(params: BakeModelImageParameters): Registries 
   }
 
   if (params.baseImage.kind === 'layout') {
-    if (params.baseRegistryConnectionId) tl.warning(`baseRegistryConnection '${params.baseRegistryConnectionId}' is not used: the base image is an OCI layout folder on the agent.`);
+    if (params.baseRegistryConnectionId)
+      tl.warning(
+        `baseRegistryConnection '${params.baseRegistryConnectionId}' is not used: the base image is an OCI layout folder on the agent.`,
+      );
     return { target, base: LayoutImageSource.open(params.baseImage.ref.path) };
   }
   const baseRef = params.baseImage.ref;
   const baseRegistry = baseRef.registry;
-  if (target && sameHost(baseRegistry, target.registry)) return { target, base: new RegistryImageSource(target, baseRef.repository) };
+  if (target && sameHost(baseRegistry, target.registry))
+    return { target, base: new RegistryImageSource(target, baseRef.repository) };
   if (params.baseRegistryConnectionId) {
     const rc = registryConnection('baseRegistryConnection', params.baseRegistryConnectionId);
     if (!sameHost(rc.registry, baseRegistry)) {
-      throw new InputError('baseRegistryConnection', `service connection '${params.baseRegistryConnectionId}' is for ${rc.registry}, but the base image is on ${baseRegistry}.`);
+      throw new InputError(
+        'baseRegistryConnection',
+        `service connection '${params.baseRegistryConnectionId}' is for ${rc.registry}, but the base image is on ${baseRegistry}.`,
+      );
     }
-    const credential: RegistryCredential = rc.username && rc.password ? { kind: 'basic', username: rc.username, password: rc.password, source: `service connection '${params.baseRegistryConnectionId}' (baseRegistryConnection)` } : { kind: 'anonymous' };
-    return { target, base: new RegistryImageSource(new RegistryClient(baseRegistry, { credential, insecure: rc.insecure }), baseRef.repository) };
+    const credential: RegistryCredential =
+      rc.username && rc.password
+        ? {
+            kind: 'basic',
+            username: rc.username,
+            password: rc.password,
+            source: `service connection '${params.baseRegistryConnectionId}' (baseRegistryConnection)`,
+          }
+        : { kind: 'anonymous' };
+    return {
+      target,
+      base: new RegistryImageSource(
+        new RegistryClient(baseRegistry, { credential, insecure: rc.insecure }),
+        baseRef.repository,
+      ),
+    };
   }
   // A public base (Docker Hub, MCR) is pulled anonymously.
-  return { target, base: new RegistryImageSource(new RegistryClient(baseRegistry, { credential: { kind: 'anonymous' } }), baseRef.repository) };
+  return {
+    target,
+    base: new RegistryImageSource(
+      new RegistryClient(baseRegistry, { credential: { kind: 'anonymous' } }),
+      baseRef.repository,
+    ),
+  };
 }

@@ -1,16 +1,17 @@
 import * as tl from 'azure-pipelines-task-lib/task';
-import { TaskError, errorMessage } from '../common/errors';
+
 import { registryConnection } from '../common/connections/dockerRegistry';
+import { errorMessage, TaskError } from '../common/errors';
 import { setOutput } from '../common/outputs';
-import { RunSummary, formatDuration } from '../common/summary';
 import { scrub } from '../common/secrets';
-import { connectToCluster, type ClusterConnection } from './cluster';
-import { Deployer, type DeployResult, type DeploymentReport, type RegistryCredentials } from './deployer';
+import { formatDuration, RunSummary } from '../common/summary';
+import { type ClusterConnection, connectToCluster } from './cluster';
+import { Deployer, type DeploymentReport, type DeployResult, type RegistryCredentials } from './deployer';
 import type { DeployToAKSParameters } from './parameters';
-import { runSmokeTest, SmokeTestError, type SmokeTestResult } from './smokeTest';
 import { revisionOf } from './rollout';
+import { directSender, endpointOf, proxySender, type ServiceEndpoint, waitForLoadBalancer } from './serviceEndpoint';
+import { runSmokeTest, SmokeTestError, type SmokeTestResult } from './smokeTest';
 import { primaryImage } from './workloads';
-import { directSender, endpointOf, proxySender, waitForLoadBalancer, type ServiceEndpoint } from './serviceEndpoint';
 
 interface Verification {
   endpoint?: ServiceEndpoint;
@@ -32,11 +33,22 @@ function serviceName(params: DeployToAKSParameters, result: DeployResult): strin
   return services[0];
 }
 
-async function verify(cluster: ClusterConnection, params: DeployToAKSParameters, result: DeployResult, startedAt: number): Promise<Verification> {
+async function verify(
+  cluster: ClusterConnection,
+  params: DeployToAKSParameters,
+  result: DeployResult,
+  startedAt: number,
+): Promise<Verification> {
   const name = serviceName(params, result);
   if (!name) return {};
   const remainingMs = Math.max(10_000, params.rolloutTimeoutSeconds * 1000 - (Date.now() - startedAt));
-  const service = await waitForLoadBalancer(cluster.client, params.namespace, name, Math.min(remainingMs, 300_000), console.log);
+  const service = await waitForLoadBalancer(
+    cluster.client,
+    params.namespace,
+    name,
+    Math.min(remainingMs, 300_000),
+    console.log,
+  );
   if (!service) return {};
   const endpoint = endpointOf(service);
   console.log(`Service "${name}" (${endpoint.type}) answers at ${endpoint.url}.`);
@@ -48,18 +60,37 @@ async function verify(cluster: ClusterConnection, params: DeployToAKSParameters,
   const route = params.smokeTest.route;
   try {
     if (route === 'apiServerProxy' || (route === 'auto' && !endpoint.external)) {
-      console.log(`Smoke test through the API server's service proxy (service ${name}, port ${endpoint.portName ?? endpoint.port})...`);
+      console.log(
+        `Smoke test through the API server's service proxy (service ${name}, port ${endpoint.portName ?? endpoint.port})...`,
+      );
       return { endpoint, smoke: await viaProxy(), smokeRoute: 'API server service proxy' };
     }
-    if (!endpoint.external) throw new SmokeTestError(`service "${name}" has no load balancer address to test (type ${endpoint.type}). Use smokeTestRoute: apiServerProxy.`);
+    if (!endpoint.external)
+      throw new SmokeTestError(
+        `service "${name}" has no load balancer address to test (type ${endpoint.type}). Use smokeTestRoute: apiServerProxy.`,
+      );
     console.log(`Smoke test through the load balancer at ${endpoint.url}...`);
     try {
-      return { endpoint, smoke: await runSmokeTest(directSender(endpoint.url), { ...spec, readyWithinMs: route === 'auto' ? Math.min(10_000, readyWithinMs) : readyWithinMs }, console.log), smokeRoute: `load balancer ${endpoint.url}` };
+      return {
+        endpoint,
+        smoke: await runSmokeTest(
+          directSender(endpoint.url),
+          { ...spec, readyWithinMs: route === 'auto' ? Math.min(10_000, readyWithinMs) : readyWithinMs },
+          console.log,
+        ),
+        smokeRoute: `load balancer ${endpoint.url}`,
+      };
     } catch (err) {
       // From a private agent the load balancer may be out of reach; the API server is not.
       if (route !== 'auto' || !(err instanceof SmokeTestError) || !/did not answer 200/.test(err.message)) throw err;
-      console.log(`The load balancer did not answer from this agent (${err.message}); trying through the API server's service proxy.`);
-      return { endpoint, smoke: await viaProxy(), smokeRoute: 'API server service proxy (load balancer unreachable from the agent)' };
+      console.log(
+        `The load balancer did not answer from this agent (${err.message}); trying through the API server's service proxy.`,
+      );
+      return {
+        endpoint,
+        smoke: await viaProxy(),
+        smokeRoute: 'API server service proxy (load balancer unreachable from the agent)',
+      };
     }
   } catch (err) {
     if (err instanceof TaskError) return { endpoint, smokeError: err.message };
@@ -67,17 +98,33 @@ async function verify(cluster: ClusterConnection, params: DeployToAKSParameters,
   }
 }
 
-function writeSummary(params: DeployToAKSParameters, cluster: ClusterConnection | undefined, result: DeployResult | undefined, verification: Verification, failure: string | undefined, elapsedMs: number, requests: number): void {
-  const summary = new RunSummary(`Deploy to AKS: ${params.action}${params.action === 'deploy' ? ` (${params.strategy})` : ''} ${failure ? 'failed' : 'succeeded'}`);
+function writeSummary(
+  params: DeployToAKSParameters,
+  cluster: ClusterConnection | undefined,
+  result: DeployResult | undefined,
+  verification: Verification,
+  failure: string | undefined,
+  elapsedMs: number,
+  requests: number,
+): void {
+  const summary = new RunSummary(
+    `Deploy to AKS: ${params.action}${params.action === 'deploy' ? ` (${params.strategy})` : ''} ${failure ? 'failed' : 'succeeded'}`,
+  );
   const target = result?.target;
   const facts: Array<[string, string | number]> = [];
   if (cluster) facts.push(['Cluster', cluster.description]);
   facts.push(['Namespace', params.namespace]);
   if (result?.deployedImage) facts.push(['Image', result.deployedImage]);
-  if (params.model.name) facts.push(['Model', `${params.model.name}${params.model.version ? ` ${params.model.version}` : ''}${params.model.sha256 ? ` (sha256 ${params.model.sha256.slice(0, 12)}…)` : ''}`]);
-  if (target?.revisionAfter !== undefined) facts.push(['Revision', `${target.revisionBefore ?? '(new)'} → ${target.revisionAfter}`]);
+  if (params.model.name)
+    facts.push([
+      'Model',
+      `${params.model.name}${params.model.version ? ` ${params.model.version}` : ''}${params.model.sha256 ? ` (sha256 ${params.model.sha256.slice(0, 12)}…)` : ''}`,
+    ]);
+  if (target?.revisionAfter !== undefined)
+    facts.push(['Revision', `${target.revisionBefore ?? '(new)'} → ${target.revisionAfter}`]);
   if (verification.endpoint) facts.push(['Endpoint', verification.endpoint.url]);
-  if (verification.smoke) facts.push(['Smoke test', `passed via ${verification.smokeRoute} in ${formatDuration(verification.smoke.ms)}`]);
+  if (verification.smoke)
+    facts.push(['Smoke test', `passed via ${verification.smokeRoute} in ${formatDuration(verification.smoke.ms)}`]);
   if (verification.smokeError) facts.push(['Smoke test', verification.smokeError]);
   if (params.run.url) facts.push(['Run', params.run.url]);
   facts.push(['Took', `${formatDuration(elapsedMs)}, ${requests} Kubernetes API requests`]);
@@ -85,7 +132,10 @@ function writeSummary(params: DeployToAKSParameters, cluster: ClusterConnection 
   if (failure) summary.paragraph(`**Failed:** ${failure}`);
   if (result?.applied.length) {
     summary.heading('Applied');
-    summary.table(['Object', 'From'], result.applied.map((a) => [`${a.object.kind} ${a.object.metadata.name}`, a.source]));
+    summary.table(
+      ['Object', 'From'],
+      result.applied.map((a) => [`${a.object.kind} ${a.object.metadata.name}`, a.source]),
+    );
   }
   if (result?.deployments.length) {
     summary.heading('Deployments');
@@ -97,13 +147,18 @@ function writeSummary(params: DeployToAKSParameters, cluster: ClusterConnection 
         d.imageAfter ?? '',
         `${d.revisionBefore ?? '-'} → ${d.revisionAfter ?? '-'}`,
         d.outcome.ok ? 'complete' : (d.outcome.reason ?? 'failed'),
-        d.rolledBack ? `to revision ${d.rolledBack.toRevision}: ${d.rolledBack.outcome.ok ? 'complete' : d.rolledBack.outcome.reason}` : (d.noRollback ?? ''),
+        d.rolledBack
+          ? `to revision ${d.rolledBack.toRevision}: ${d.rolledBack.outcome.ok ? 'complete' : d.rolledBack.outcome.reason}`
+          : (d.noRollback ?? ''),
       ]),
     );
     const problems = result.deployments.flatMap((d) => d.outcome.problems);
     if (problems.length) {
       summary.heading('Pod problems');
-      summary.table(['Pod', 'Reason', 'What happened', 'Events', 'Last log lines'], problems.map((p) => [p.pod, p.reason, p.message, p.events.join(' · '), p.logs.slice(-5).join(' ⏎ ')]));
+      summary.table(
+        ['Pod', 'Reason', 'What happened', 'Events', 'Last log lines'],
+        problems.map((p) => [p.pod, p.reason, p.message, p.events.join(' · '), p.logs.slice(-5).join(' ⏎ ')]),
+      );
     }
   }
   if (result?.notes.length) {
@@ -119,10 +174,15 @@ const sentence = (text: string) => `${text.replace(/[.\s]+$/, '')}.`;
 function failureOf(result: DeployResult): string | undefined {
   const failed = result.deployments.find((d) => !d.outcome.ok);
   if (!failed) return undefined;
-  const what = result.strategy === 'canary' && result.action === 'deploy' ? `The canary deployment "${failed.name}"` : `The rollout of deployment "${failed.name}"`;
+  const what =
+    result.strategy === 'canary' && result.action === 'deploy'
+      ? `The canary deployment "${failed.name}"`
+      : `The rollout of deployment "${failed.name}"`;
   let message = `${what} failed: ${sentence(failed.outcome.reason ?? 'unknown reason')}`;
   if (failed.rolledBack) {
-    message += failed.rolledBack.outcome.ok ? ` Rolled back to revision ${failed.rolledBack.toRevision}.` : ` The rollback to revision ${failed.rolledBack.toRevision} did not complete either: ${sentence(failed.rolledBack.outcome.reason ?? '')}`;
+    message += failed.rolledBack.outcome.ok
+      ? ` Rolled back to revision ${failed.rolledBack.toRevision}.`
+      : ` The rollback to revision ${failed.rolledBack.toRevision} did not complete either: ${sentence(failed.rolledBack.outcome.reason ?? '')}`;
   } else if (result.strategy === 'canary' && result.action === 'deploy' && result.deletedCanary) {
     message += ' The canary was deleted; the stable deployment was not touched.';
   } else if (failed.noRollback) {
@@ -155,7 +215,10 @@ export async function deployToAKS(params: DeployToAKSParameters): Promise<string
         // A release that serves wrong answers is a failed release: put the previous one back.
         if (target && result.strategy !== 'canary') {
           await deployer.rollBackIfAllowed(target);
-          if (target.rolledBack) failure += target.rolledBack.outcome.ok ? ` Rolled back to revision ${target.rolledBack.toRevision}.` : ` The rollback did not complete: ${target.rolledBack.outcome.reason}.`;
+          if (target.rolledBack)
+            failure += target.rolledBack.outcome.ok
+              ? ` Rolled back to revision ${target.rolledBack.toRevision}.`
+              : ` The rollback did not complete: ${target.rolledBack.outcome.reason}.`;
           else if (target.noRollback) failure += ` No rollback: ${target.noRollback}.`;
         } else if (target && result.strategy === 'canary' && params.action === 'deploy') {
           failure += ' The canary is left running for inspection; reject it to remove it.';
@@ -186,6 +249,7 @@ export async function deployToAKS(params: DeployToAKSParameters): Promise<string
   }
   if (failure) throw new TaskError(failure);
   const target = result.target;
-  if (params.action === 'reject') return result.deletedCanary ? `Rejected the canary of ${params.name}.` : `No canary of ${params.name} to reject.`;
+  if (params.action === 'reject')
+    return result.deletedCanary ? `Rejected the canary of ${params.name}.` : `No canary of ${params.name} to reject.`;
   return `${params.action === 'promote' ? 'Promoted' : result.strategy === 'canary' && target?.name.endsWith('-canary') ? 'Canary of' : 'Deployed'} ${result.deployedImage ?? ''}${target ? ` (deployment ${target.name}, revision ${target.revisionAfter})` : ''}${verification.endpoint ? ` at ${verification.endpoint.url}` : ''}.`;
 }

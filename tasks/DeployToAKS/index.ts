@@ -1,5 +1,5 @@
 import { runTask } from '../common/run';
-import { readParameters } from './parameters';
 import { deployToAKS } from './deployToAKS';
+import { readParameters } from './parameters';
 
 void runTask(() => deployToAKS(readParameters()));

@@ -21,7 +21,8 @@ export interface BuiltInManifestInput {
 }
 
 function resources(settings: BuiltInSettings): Record<string, Record<string, string>> | undefined {
-  const pick = (r: { cpu?: string; memory?: string }) => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as Record<string, string>;
+  const pick = (r: { cpu?: string; memory?: string }) =>
+    Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as Record<string, string>;
   const requests = pick(settings.resources.requests);
   const limits = pick(settings.resources.limits);
   const out: Record<string, Record<string, string>> = {};
@@ -51,7 +52,8 @@ export function renderBuiltInManifests(input: BuiltInManifestInput): KubeObject[
   const res = resources(settings);
   if (res) container.resources = res;
   if (settings.livenessPath) container.livenessProbe = probe(settings.livenessPath, settings.containerPort, 'liveness');
-  if (settings.readinessPath) container.readinessProbe = probe(settings.readinessPath, settings.containerPort, 'readiness');
+  if (settings.readinessPath)
+    container.readinessProbe = probe(settings.readinessPath, settings.containerPort, 'readiness');
 
   const podSpec: Record<string, unknown> = { containers: [container] };
   if (input.imagePullSecrets.length) podSpec.imagePullSecrets = input.imagePullSecrets.map((s) => ({ name: s }));
@@ -62,7 +64,10 @@ export function renderBuiltInManifests(input: BuiltInManifestInput): KubeObject[
     revisionHistoryLimit: 10,
     strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: '25%', maxUnavailable: 0 } },
     template: {
-      metadata: { labels: podLabels, ...(Object.keys(settings.podAnnotations).length ? { annotations: { ...settings.podAnnotations } } : {}) },
+      metadata: {
+        labels: podLabels,
+        ...(Object.keys(settings.podAnnotations).length ? { annotations: { ...settings.podAnnotations } } : {}),
+      },
       spec: podSpec,
     },
   };
@@ -73,7 +78,12 @@ export function renderBuiltInManifests(input: BuiltInManifestInput): KubeObject[
     {
       apiVersion: 'v1',
       kind: 'Service',
-      metadata: { name, namespace, labels, ...(Object.keys(settings.serviceAnnotations).length ? { annotations: { ...settings.serviceAnnotations } } : {}) },
+      metadata: {
+        name,
+        namespace,
+        labels,
+        ...(Object.keys(settings.serviceAnnotations).length ? { annotations: { ...settings.serviceAnnotations } } : {}),
+      },
       spec: {
         type: settings.serviceType,
         selector: { [NAME_LABEL]: name },
@@ -91,7 +101,15 @@ export function renderBuiltInManifests(input: BuiltInManifestInput): KubeObject[
         scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name },
         minReplicas: settings.autoscale.minReplicas,
         maxReplicas: settings.autoscale.maxReplicas,
-        metrics: [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: settings.autoscale.targetCpuUtilization } } }],
+        metrics: [
+          {
+            type: 'Resource',
+            resource: {
+              name: 'cpu',
+              target: { type: 'Utilization', averageUtilization: settings.autoscale.targetCpuUtilization },
+            },
+          },
+        ],
       },
     });
   }

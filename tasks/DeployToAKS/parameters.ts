@@ -1,7 +1,18 @@
 import * as tl from 'azure-pipelines-task-lib/task';
+
 import { InputError } from '../common/errors';
-import { booleanInput, connectionInput, enumInput, integerInput, listInput, mapInput, optionalString, requiredString, secretString } from '../common/inputs';
-import { InvalidReferenceError, parseReference, type ImageReference } from '../common/oci/reference';
+import {
+  booleanInput,
+  connectionInput,
+  enumInput,
+  integerInput,
+  listInput,
+  mapInput,
+  optionalString,
+  requiredString,
+  secretString,
+} from '../common/inputs';
+import { type ImageReference, InvalidReferenceError, parseReference } from '../common/oci/reference';
 import type { SmokeTestSpec } from './smokeTest';
 
 export type Action = 'deploy' | 'promote' | 'reject';
@@ -12,7 +23,14 @@ export type ServiceType = 'LoadBalancer' | 'ClusterIP';
 export type SmokeTestRoute = 'auto' | 'loadBalancer' | 'apiServerProxy';
 
 export type ClusterParameters =
-  | { type: 'azureResourceManager'; connectionInput: 'azureSubscription'; connectionId: string; resourceGroup: string; clusterName: string; useAdminCredentials: boolean }
+  | {
+      type: 'azureResourceManager';
+      connectionInput: 'azureSubscription';
+      connectionId: string;
+      resourceGroup: string;
+      clusterName: string;
+      useAdminCredentials: boolean;
+    }
   | { type: 'kubernetesServiceConnection'; connectionInput: 'kubernetesServiceConnection'; connectionId: string };
 
 export interface ResourceSettings {
@@ -86,26 +104,39 @@ const QUANTITY = /^(\d+(\.\d+)?|\.\d+)(m|k|Ki|M|Mi|G|Gi|T|Ti|E|Ei|P|Pi)?$/;
 
 function quantity(name: string): string | undefined {
   const value = optionalString(name);
-  if (value !== undefined && !QUANTITY.test(value)) throw new InputError(name, `'${value}' is not a Kubernetes quantity. Write e.g. 250m or 0.5 for CPU, 512Mi or 1Gi for memory.`);
+  if (value !== undefined && !QUANTITY.test(value))
+    throw new InputError(
+      name,
+      `'${value}' is not a Kubernetes quantity. Write e.g. 250m or 0.5 for CPU, 512Mi or 1Gi for memory.`,
+    );
   return value;
 }
 
 function httpPath(name: string, fallback: string): string {
   const value = optionalString(name) ?? fallback;
-  if (!value.startsWith('/')) throw new InputError(name, `'${value}' must be a path starting with /, e.g. ${fallback}.`);
+  if (!value.startsWith('/'))
+    throw new InputError(name, `'${value}' must be a path starting with /, e.g. ${fallback}.`);
   return value;
 }
 
 function imageInput(required: boolean): { text: string; ref: ImageReference } | undefined {
   const text = required ? requiredString('imageRef') : optionalMacroString('imageRef');
   if (text === undefined || /^\$\([^)]+\)$/.test(text)) {
-    if (required) throw InputError.required('imageRef', 'Give the image to deploy, e.g. the ImageRef output of BakeModelImage: $(bake.ImageRef).');
+    if (required)
+      throw InputError.required(
+        'imageRef',
+        'Give the image to deploy, e.g. the ImageRef output of BakeModelImage: $(bake.ImageRef).',
+      );
     return undefined;
   }
   try {
     return { text, ref: parseReference(text) };
   } catch (err) {
-    if (err instanceof InvalidReferenceError) throw new InputError('imageRef', `${err.problem} Give registry/repository@sha256:<digest>, such as BakeModelImage's ImageRef output.`);
+    if (err instanceof InvalidReferenceError)
+      throw new InputError(
+        'imageRef',
+        `${err.problem} Give registry/repository@sha256:<digest>, such as BakeModelImage's ImageRef output.`,
+      );
     throw err;
   }
 }
@@ -115,7 +146,10 @@ function minAvailable(): string | number | undefined {
   if (value === undefined) return undefined;
   if (/^\d+$/.test(value)) return Number(value);
   if (/^\d{1,3}%$/.test(value) && Number(value.slice(0, -1)) <= 100) return value;
-  throw new InputError('pdbMinAvailable', `'${value}' is neither a number of pods nor a percentage. Write e.g. 1 or 50%.`);
+  throw new InputError(
+    'pdbMinAvailable',
+    `'${value}' is neither a number of pods nor a percentage. Write e.g. 1 or 50%.`,
+  );
 }
 
 function expectedOutput(): unknown {
@@ -124,7 +158,10 @@ function expectedOutput(): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new InputError('smokeTestExpected', `is not valid JSON (${(err as Error).message}). Give the JSON the /score answer must contain, e.g. {"label":[2]}.`);
+    throw new InputError(
+      'smokeTestExpected',
+      `is not valid JSON (${(err as Error).message}). Give the JSON the /score answer must contain, e.g. {"label":[2]}.`,
+    );
   }
 }
 
@@ -134,7 +171,10 @@ function smokePayload(): string | undefined {
   try {
     JSON.parse(text);
   } catch (err) {
-    throw new InputError('smokeTestPayload', `is not valid JSON (${(err as Error).message}). Give the request body for /score, e.g. {"data": [[5.1, 3.5, 1.4, 0.2]]}.`);
+    throw new InputError(
+      'smokeTestPayload',
+      `is not valid JSON (${(err as Error).message}). Give the request body for /score, e.g. {"data": [[5.1, 3.5, 1.4, 0.2]]}.`,
+    );
   }
   return text;
 }
@@ -142,7 +182,8 @@ function smokePayload(): string | undefined {
 function tolerance(): number {
   const text = optionalString('smokeTestTolerance') ?? '0.00001';
   const value = Number(text);
-  if (!Number.isFinite(value) || value < 0) throw new InputError('smokeTestTolerance', `'${text}' is not a non-negative number. Write e.g. 0.00001.`);
+  if (!Number.isFinite(value) || value < 0)
+    throw new InputError('smokeTestTolerance', `'${text}' is not a non-negative number. Write e.g. 0.00001.`);
   return value;
 }
 
@@ -150,7 +191,10 @@ const KUBE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 function kubeName(name: string, value: string | undefined, max: number): string | undefined {
   if (value !== undefined && (!KUBE_NAME.test(value) || value.length > max)) {
-    throw new InputError(name, `'${value}' is not a valid Kubernetes name: use at most ${max} lowercase letters, digits and '-', starting and ending with a letter or digit.`);
+    throw new InputError(
+      name,
+      `'${value}' is not a valid Kubernetes name: use at most ${max} lowercase letters, digits and '-', starting and ending with a letter or digit.`,
+    );
   }
   return value;
 }
@@ -160,13 +204,25 @@ function runFacts(): DeployToAKSParameters['run'] {
   const project = tl.getVariable('System.TeamProject');
   const buildId = tl.getVariable('Build.BuildId');
   const releaseUrl = tl.getVariable('Release.ReleaseWebUrl');
-  const url = releaseUrl ?? (collection && project && buildId ? `${collection.replace(/\/+$/, '')}/${encodeURIComponent(project)}/_build/results?buildId=${buildId}` : undefined);
-  return { url, pipeline: tl.getVariable('Release.DefinitionName') ?? tl.getVariable('Build.DefinitionName'), buildNumber: tl.getVariable('Release.ReleaseName') ?? tl.getVariable('Build.BuildNumber') };
+  const url =
+    releaseUrl ??
+    (collection && project && buildId
+      ? `${collection.replace(/\/+$/, '')}/${encodeURIComponent(project)}/_build/results?buildId=${buildId}`
+      : undefined);
+  return {
+    url,
+    pipeline: tl.getVariable('Release.DefinitionName') ?? tl.getVariable('Build.DefinitionName'),
+    buildNumber: tl.getVariable('Release.ReleaseName') ?? tl.getVariable('Build.BuildNumber'),
+  };
 }
 
 export function readParameters(): DeployToAKSParameters {
   const action = enumInput<Action>('action', ['deploy', 'promote', 'reject'], 'deploy');
-  const connectionType = enumInput<ConnectionType>('connectionType', ['azureResourceManager', 'kubernetesServiceConnection'], 'azureResourceManager');
+  const connectionType = enumInput<ConnectionType>(
+    'connectionType',
+    ['azureResourceManager', 'kubernetesServiceConnection'],
+    'azureResourceManager',
+  );
   const cluster: ClusterParameters =
     connectionType === 'azureResourceManager'
       ? {
@@ -177,14 +233,25 @@ export function readParameters(): DeployToAKSParameters {
           clusterName: requiredString('clusterName'),
           useAdminCredentials: booleanInput('useClusterAdmin', false),
         }
-      : { type: connectionType, connectionInput: 'kubernetesServiceConnection', connectionId: connectionInput('kubernetesServiceConnection')! };
+      : {
+          type: connectionType,
+          connectionInput: 'kubernetesServiceConnection',
+          connectionId: connectionInput('kubernetesServiceConnection')!,
+        };
   const namespace = kubeName('namespace', optionalString('namespace') ?? 'default', 63)!;
   const manifestSource = enumInput<ManifestSource>('manifestSource', ['builtIn', 'files'], 'builtIn');
   const image = imageInput(action === 'deploy');
-  const name = kubeName('name', manifestSource === 'builtIn' || action !== 'deploy' ? requiredString('name') : optionalString('name'), 47);
+  const name = kubeName(
+    'name',
+    manifestSource === 'builtIn' || action !== 'deploy' ? requiredString('name') : optionalString('name'),
+    47,
+  );
   const manifestPatterns = manifestSource === 'files' ? listInput('manifests', { separators: /[\r\n]+/ }) : [];
   if (manifestSource === 'files' && action === 'deploy' && manifestPatterns.length === 0) {
-    throw InputError.required('manifests', 'Give the manifest files to deploy, one path or glob a line, e.g. k8s/*.yaml.');
+    throw InputError.required(
+      'manifests',
+      'Give the manifest files to deploy, one path or glob a line, e.g. k8s/*.yaml.',
+    );
   }
   const autoscale = booleanInput('autoscale', false);
   const replicas = integerInput('replicas', { min: 0, max: 1000, fallback: 2 });
@@ -229,10 +296,25 @@ export function readParameters(): DeployToAKSParameters {
     imageRepositoryInManifests: optionalString('imageRepositoryInManifests'),
     strategy: enumInput<Strategy>('strategy', ['rolling', 'canary'], 'rolling'),
     canaryPercentage: integerInput('canaryPercentage', { min: 1, max: 99, fallback: 10 }),
-    imagePullSecret: pullSecretConnection ? { connectionId: pullSecretConnection, name: kubeName('imagePullSecretName', optionalString('imagePullSecretName'), 253) ?? `${name ?? 'model'}-registry` } : undefined,
-    model: { name: optionalMacroString('modelName'), version: optionalMacroString('modelVersion'), sha256: optionalMacroString('modelSha256') },
+    imagePullSecret: pullSecretConnection
+      ? {
+          connectionId: pullSecretConnection,
+          name:
+            kubeName('imagePullSecretName', optionalString('imagePullSecretName'), 253) ??
+            `${name ?? 'model'}-registry`,
+        }
+      : undefined,
+    model: {
+      name: optionalMacroString('modelName'),
+      version: optionalMacroString('modelVersion'),
+      sha256: optionalMacroString('modelSha256'),
+    },
     rolloutTimeoutSeconds,
-    progressDeadlineSeconds: integerInput('progressDeadlineSeconds', { min: 5, max: 6 * 3600, fallback: Math.min(600, rolloutTimeoutSeconds) }),
+    progressDeadlineSeconds: integerInput('progressDeadlineSeconds', {
+      min: 5,
+      max: 6 * 3600,
+      fallback: Math.min(600, rolloutTimeoutSeconds),
+    }),
     rollbackOnFailure: booleanInput('rollbackOnFailure', true),
     failOnPodErrors: booleanInput('failOnPodErrors', true),
     fieldManager: optionalString('fieldManager') ?? 'model-delivery',

@@ -4,9 +4,16 @@
  * image pulls, crash loops (with the last log lines), OOM kills, scheduling, readiness.
  */
 import type { KubeClient } from '../common/kube/client';
-import { labelSelectorQuery, mappingOf, resourcePath, type KubeList, type KubeObject } from '../common/kube/objects';
-import { describeEvents, diagnosePod, lastLogLines, type EventLike, type PodLike, type PodProblem } from '../common/kube/podDiagnosis';
-import { deploymentRolloutState, type DeploymentLike, type RolloutState } from '../common/kube/rolloutStatus';
+import { type KubeList, type KubeObject, labelSelectorQuery, mappingOf, resourcePath } from '../common/kube/objects';
+import {
+  describeEvents,
+  diagnosePod,
+  type EventLike,
+  lastLogLines,
+  type PodLike,
+  type PodProblem,
+} from '../common/kube/podDiagnosis';
+import { type DeploymentLike, deploymentRolloutState, type RolloutState } from '../common/kube/rolloutStatus';
 import type { WaitProgress } from '../common/progress';
 import { backoffDelay } from '../common/retry';
 
@@ -74,7 +81,14 @@ export class RolloutWaiter {
       else if (state.failed) decide({ ok: false, reason: state.failed });
     };
     judge();
-    const timer = setTimeout(() => decide({ ok: false, reason: `the rollout of deployment "${name}" did not finish within ${Math.round(this.opts.timeoutMs / 1000)} s: ${state.message}` }), Math.max(0, deadline - Date.now()));
+    const timer = setTimeout(
+      () =>
+        decide({
+          ok: false,
+          reason: `the rollout of deployment "${name}" did not finish within ${Math.round(this.opts.timeoutMs / 1000)} s: ${state.message}`,
+        }),
+      Math.max(0, deadline - Date.now()),
+    );
     const ticker = setInterval(() => this.opts.progress?.update(state.message, state.percent), 1000);
     const deploymentsPath = resourcePath(mappingOf('Deployment'), this.namespace);
     const selector = labelSelectorQuery(deployment.spec?.selector?.matchLabels);
@@ -85,18 +99,30 @@ export class RolloutWaiter {
           throw err;
         };
         await Promise.all([
-          this.watchLoop(deploymentsPath, { fieldSelector: `metadata.name=${name}` }, deployment.metadata.resourceVersion, abort.signal, (obj, type) => {
-            if (type === 'DELETED') return decide({ ok: false, reason: `deployment "${name}" was deleted while its rollout was watched` });
-            deployment = obj as DeploymentLike;
-            judge();
-          }).catch(stopAllOnError),
+          this.watchLoop(
+            deploymentsPath,
+            { fieldSelector: `metadata.name=${name}` },
+            deployment.metadata.resourceVersion,
+            abort.signal,
+            (obj, type) => {
+              if (type === 'DELETED')
+                return decide({ ok: false, reason: `deployment "${name}" was deleted while its rollout was watched` });
+              deployment = obj;
+              judge();
+            },
+          ).catch(stopAllOnError),
           selector
-            ? this.watchPods(selector, abort.signal, () => deployment, async (problem) => {
-                if (this.opts.failOnPodErrors && problem.fatal && !fatalPod) {
-                  fatalPod = problem;
-                  decide({ ok: false, reason: `pod ${problem.pod}: ${problem.message}` });
-                }
-              }).catch(stopAllOnError)
+            ? this.watchPods(
+                selector,
+                abort.signal,
+                () => deployment,
+                async (problem) => {
+                  if (this.opts.failOnPodErrors && problem.fatal && !fatalPod) {
+                    fatalPod = problem;
+                    decide({ ok: false, reason: `pod ${problem.pod}: ${problem.message}` });
+                  }
+                },
+              ).catch(stopAllOnError)
             : Promise.resolve(),
         ]);
       }
@@ -104,7 +130,10 @@ export class RolloutWaiter {
       clearTimeout(timer);
       clearInterval(ticker);
     }
-    const final: { ok: boolean; reason?: string; at?: number } = verdict ?? { ok: false, reason: 'the rollout watch ended unexpectedly' };
+    const final: { ok: boolean; reason?: string; at?: number } = verdict ?? {
+      ok: false,
+      reason: 'the rollout watch ended unexpectedly',
+    };
     if (final.ok) {
       this.opts.progress?.update(state.message, 100, true);
       return { ok: true, deployment, problems: [...this.reported.values()], completedAt: final.at };
@@ -115,7 +144,13 @@ export class RolloutWaiter {
   }
 
   /** LIST then WATCH from the list's resourceVersion; watch again when the stream ends, re-list on 410 Gone. */
-  private async watchLoop(path: string, query: { fieldSelector?: string; labelSelector?: string }, fromVersion: string | undefined, signal: AbortSignal, onObject: (obj: KubeObject, type: string) => void | Promise<void>): Promise<void> {
+  private async watchLoop(
+    path: string,
+    query: { fieldSelector?: string; labelSelector?: string },
+    fromVersion: string | undefined,
+    signal: AbortSignal,
+    onObject: (obj: KubeObject, type: string) => void | Promise<void>,
+  ): Promise<void> {
     let resourceVersion = fromVersion;
     let quickFailures = 0;
     while (!signal.aborted) {
@@ -128,11 +163,16 @@ export class RolloutWaiter {
       const began = Date.now();
       let events = 0;
       const result = await this.client
-        .watch(path, { ...query, resourceVersion, timeoutSeconds: this.opts.watchSeconds ?? 60 }, (event) => {
-          events++;
-          void onObject(event.object, event.type);
-          return signal.aborted;
-        }, signal)
+        .watch(
+          path,
+          { ...query, resourceVersion, timeoutSeconds: this.opts.watchSeconds ?? 60 },
+          (event) => {
+            events++;
+            void onObject(event.object, event.type);
+            return signal.aborted;
+          },
+          signal,
+        )
         .catch((err: unknown) => {
           if (signal.aborted) return { stopped: true, gone: false, resourceVersion };
           throw err;
@@ -146,7 +186,12 @@ export class RolloutWaiter {
     }
   }
 
-  private watchPods(selector: string, signal: AbortSignal, currentDeployment: () => DeploymentLike, onProblem: (p: DiagnosedProblem) => Promise<void>): Promise<void> {
+  private watchPods(
+    selector: string,
+    signal: AbortSignal,
+    currentDeployment: () => DeploymentLike,
+    onProblem: (p: DiagnosedProblem) => Promise<void>,
+  ): Promise<void> {
     const podsPath = resourcePath(mappingOf('Pod'), this.namespace);
     return this.watchLoop(podsPath, { labelSelector: selector }, undefined, signal, async (obj, type) => {
       if (type === 'DELETED') return;
@@ -174,10 +219,15 @@ export class RolloutWaiter {
     // A rollback gives an old ReplicaSet a new revision number, so an older answer is looked up again once per revision.
     if (!known || (known.checkedAt < current && (known.revision === undefined || known.revision < current))) {
       if (this.replicaSetRevision.get(owner.name) === pending) {
-        pending = this.client.get<KubeObject>(resourcePath(mappingOf('ReplicaSet'), this.namespace, owner.name)).then((rs) => {
-          const ownedHere = rs?.metadata.ownerReferences?.some((o) => o.kind === 'Deployment' && o.uid === deployment.metadata.uid);
-          return { revision: ownedHere ? revisionOf(rs) : undefined, checkedAt: current };
-        }, () => ({ revision: undefined, checkedAt: -1 }));
+        pending = this.client.get<KubeObject>(resourcePath(mappingOf('ReplicaSet'), this.namespace, owner.name)).then(
+          (rs) => {
+            const ownedHere = rs?.metadata.ownerReferences?.some(
+              (o) => o.kind === 'Deployment' && o.uid === deployment.metadata.uid,
+            );
+            return { revision: ownedHere ? revisionOf(rs) : undefined, checkedAt: current };
+          },
+          () => ({ revision: undefined, checkedAt: -1 }),
+        );
         this.replicaSetRevision.set(owner.name, pending);
       }
     }
@@ -197,9 +247,16 @@ export class RolloutWaiter {
     const diagnosed: DiagnosedProblem = { ...problem, events: [], logs: [] };
     this.reported.set(key, diagnosed);
     const eventsPath = resourcePath(mappingOf('Event'), this.namespace);
-    const events = await this.client.get<KubeList<EventLike>>(eventsPath, { fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${problem.pod}` }).catch(() => undefined);
+    const events = await this.client
+      .get<KubeList<EventLike>>(eventsPath, {
+        fieldSelector: `involvedObject.kind=Pod,involvedObject.name=${problem.pod}`,
+      })
+      .catch(() => undefined);
     diagnosed.events = describeEvents(events?.items ?? []);
-    if ((problem.reason === 'CrashLoopBackOff' || problem.reason === 'OOMKilled' || problem.reason === 'Failed') && problem.container) {
+    if (
+      (problem.reason === 'CrashLoopBackOff' || problem.reason === 'OOMKilled' || problem.reason === 'Failed') &&
+      problem.container
+    ) {
       diagnosed.logs = await this.lastLogs(pod, problem.container.replace(/ \(init\)$/, ''));
     }
     this.opts.log(`Pod ${problem.pod}: ${problem.reason}: ${problem.message}`);
@@ -215,15 +272,19 @@ export class RolloutWaiter {
     const logPath = `${resourcePath(mappingOf('Pod'), this.namespace, pod.metadata.name)}/log`;
     for (const previous of [true, false]) {
       // The crashed instance's log is the one that says why; the running one may have just started.
-      const text = await this.client.text(logPath, { container, previous: previous ? 'true' : undefined, tailLines: 20 }).catch(() => undefined);
-      if (text && text.trim()) return lastLogLines(text, 10);
+      const text = await this.client
+        .text(logPath, { container, previous: previous ? 'true' : undefined, tailLines: 20 })
+        .catch(() => undefined);
+      if (text?.trim()) return lastLogLines(text, 10);
     }
     return [];
   }
 
   private async finalDiagnosis(deployment: DeploymentLike, selector: string): Promise<void> {
     if (!selector) return;
-    const pods = await this.client.get<KubeList<PodLike>>(resourcePath(mappingOf('Pod'), this.namespace), { labelSelector: selector }).catch(() => undefined);
+    const pods = await this.client
+      .get<KubeList<PodLike>>(resourcePath(mappingOf('Pod'), this.namespace), { labelSelector: selector })
+      .catch(() => undefined);
     for (const pod of pods?.items ?? []) {
       if (!(await this.isOfCurrentRevision(pod, deployment).catch(() => false))) continue;
       for (const problem of diagnosePod(pod)) await this.report(pod, problem).catch(() => undefined);

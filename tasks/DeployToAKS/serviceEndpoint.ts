@@ -4,8 +4,9 @@
  * API server's service proxy.
  */
 import * as http from 'node:http';
+
 import type { KubeClient } from '../common/kube/client';
-import { mappingOf, resourcePath, type KubeObject } from '../common/kube/objects';
+import { type KubeObject, mappingOf, resourcePath } from '../common/kube/objects';
 import type { HttpAnswer, SendRequest } from './smokeTest';
 
 export interface ServiceLike extends KubeObject {
@@ -31,28 +32,45 @@ export function endpointOf(service: ServiceLike): ServiceEndpoint {
   const ingress = service.status?.loadBalancer?.ingress?.[0];
   const external = ingress?.ip ?? ingress?.hostname;
   const portSuffix = (p: number) => (p === 80 ? '' : `:${p}`);
-  const url = type === 'LoadBalancer' && external ? `http://${external.includes(':') ? `[${external}]` : external}${portSuffix(port?.port ?? 80)}` : `http://${name}.${ns}.svc.cluster.local${portSuffix(port?.port ?? 80)}`;
+  const url =
+    type === 'LoadBalancer' && external
+      ? `http://${external.includes(':') ? `[${external}]` : external}${portSuffix(port?.port ?? 80)}`
+      : `http://${name}.${ns}.svc.cluster.local${portSuffix(port?.port ?? 80)}`;
   return { service: name, type, url, external, port: port?.port ?? 80, portName: port?.name };
 }
 
 /** Watches a LoadBalancer Service until the cloud publishes its address, or `timeoutMs` passes. */
-export async function waitForLoadBalancer(client: KubeClient, namespace: string, name: string, timeoutMs: number, log: (l: string) => void): Promise<ServiceLike | undefined> {
+export async function waitForLoadBalancer(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  timeoutMs: number,
+  log: (l: string) => void,
+): Promise<ServiceLike | undefined> {
   const path = resourcePath(mappingOf('Service'), namespace, name);
   let service = await client.get<ServiceLike>(path);
-  if (!service || service.spec?.type !== 'LoadBalancer' || service.status?.loadBalancer?.ingress?.length) return service;
+  if (!service || service.spec?.type !== 'LoadBalancer' || service.status?.loadBalancer?.ingress?.length)
+    return service;
   log(`Waiting for the load balancer address of service "${name}" (up to ${Math.round(timeoutMs / 1000)} s)...`);
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), timeoutMs);
   try {
     let resourceVersion = service.metadata.resourceVersion;
     while (!abort.signal.aborted) {
-      const result = await client.watch<ServiceLike>(resourcePath(mappingOf('Service'), namespace), { fieldSelector: `metadata.name=${name}`, resourceVersion, timeoutSeconds: 60 }, (event) => {
-        if (event.type === 'DELETED') return true;
-        service = event.object;
-        return Boolean(service.status?.loadBalancer?.ingress?.length);
-      }, abort.signal);
+      const result = await client.watch<ServiceLike>(
+        resourcePath(mappingOf('Service'), namespace),
+        { fieldSelector: `metadata.name=${name}`, resourceVersion, timeoutSeconds: 60 },
+        (event) => {
+          if (event.type === 'DELETED') return true;
+          service = event.object;
+          return Boolean(service.status?.loadBalancer?.ingress?.length);
+        },
+        abort.signal,
+      );
       if (result.stopped) break;
-      resourceVersion = result.gone ? (await client.get<ServiceLike>(path))?.metadata.resourceVersion : result.resourceVersion;
+      resourceVersion = result.gone
+        ? (await client.get<ServiceLike>(path))?.metadata.resourceVersion
+        : result.resourceVersion;
     }
   } finally {
     clearTimeout(timer);
@@ -64,13 +82,23 @@ export async function waitForLoadBalancer(client: KubeClient, namespace: string,
 export function directSender(baseUrl: string, timeoutMs = 10_000): SendRequest {
   return (method, path, body, headers) =>
     new Promise<HttpAnswer>((resolve, reject) => {
-      const req = http.request(new URL(path, baseUrl), { method, headers: { ...headers, ...(body ? { 'Content-Length': Buffer.byteLength(body) } : {}) } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      });
-      req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`${method} ${baseUrl}${path} timed out after ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+      const req = http.request(
+        new URL(path, baseUrl),
+        { method, headers: { ...headers, ...(body ? { 'Content-Length': Buffer.byteLength(body) } : {}) } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', reject);
+        },
+      );
+      req.setTimeout(timeoutMs, () =>
+        req.destroy(
+          Object.assign(new Error(`${method} ${baseUrl}${path} timed out after ${timeoutMs} ms`), {
+            code: 'ETIMEDOUT',
+          }),
+        ),
+      );
       req.on('error', reject);
       req.end(body);
     });
@@ -80,7 +108,14 @@ export function directSender(baseUrl: string, timeoutMs = 10_000): SendRequest {
 export function proxySender(client: KubeClient, namespace: string, endpoint: ServiceEndpoint): SendRequest {
   const servicePath = `${resourcePath(mappingOf('Service'), namespace)}/${encodeURIComponent(endpoint.service)}:${encodeURIComponent(endpoint.portName ?? String(endpoint.port))}/proxy`;
   return async (method, path, body, headers) => {
-    const res = await client.exchange({ method, path: `${servicePath}${path}`, body, contentType: headers?.['Content-Type'], headers, timeoutMs: 15_000 });
+    const res = await client.exchange({
+      method,
+      path: `${servicePath}${path}`,
+      body,
+      contentType: headers?.['Content-Type'],
+      headers,
+      timeoutMs: 15_000,
+    });
     return { status: res.status, body: res.body.toString('utf8') };
   };
 }

@@ -10,7 +10,12 @@ export interface HttpAnswer {
   body: string;
 }
 
-export type SendRequest = (method: 'GET' | 'POST', path: string, body?: string, headers?: Record<string, string>) => Promise<HttpAnswer>;
+export type SendRequest = (
+  method: 'GET' | 'POST',
+  path: string,
+  body?: string,
+  headers?: Record<string, string>,
+) => Promise<HttpAnswer>;
 
 export interface SmokeTestSpec {
   readyPath: string;
@@ -44,7 +49,9 @@ export function mismatch(actual: unknown, expected: unknown, tolerance: number, 
   if (typeof expected === 'number') {
     if (typeof actual !== 'number') return `${path} is ${JSON.stringify(actual)}, expected the number ${expected}`;
     const scale = Math.max(1, Math.abs(expected));
-    return Math.abs(actual - expected) <= tolerance * scale ? undefined : `${path} is ${actual}, expected ${expected} (±${tolerance})`;
+    return Math.abs(actual - expected) <= tolerance * scale
+      ? undefined
+      : `${path} is ${actual}, expected ${expected} (±${tolerance})`;
   }
   if (Array.isArray(expected)) {
     if (!Array.isArray(actual)) return `${path} is ${JSON.stringify(actual)}, expected an array`;
@@ -56,9 +63,10 @@ export function mismatch(actual: unknown, expected: unknown, tolerance: number, 
     return undefined;
   }
   if (expected && typeof expected === 'object') {
-    if (!actual || typeof actual !== 'object' || Array.isArray(actual)) return `${path} is ${JSON.stringify(actual)}, expected an object`;
+    if (!actual || typeof actual !== 'object' || Array.isArray(actual))
+      return `${path} is ${JSON.stringify(actual)}, expected an object`;
     for (const [key, value] of Object.entries(expected)) {
-      if (!(key in (actual as object))) return `${path}.${key} is missing`;
+      if (!(key in actual)) return `${path}.${key} is missing`;
       const m = mismatch((actual as Record<string, unknown>)[key], value, tolerance, `${path}.${key}`);
       if (m) return m;
     }
@@ -69,7 +77,11 @@ export function mismatch(actual: unknown, expected: unknown, tolerance: number, 
 
 const clip = (text: string, n = 300) => (text.length > n ? `${text.slice(0, n)}…` : text);
 
-export async function runSmokeTest(send: SendRequest, spec: SmokeTestSpec, log: (line: string) => void = () => undefined): Promise<SmokeTestResult> {
+export async function runSmokeTest(
+  send: SendRequest,
+  spec: SmokeTestSpec,
+  log: (line: string) => void = () => undefined,
+): Promise<SmokeTestResult> {
   const started = Date.now();
   const headers: Record<string, string> = spec.apiKey ? { 'api-key': spec.apiKey } : {};
   const readyDeadline = started + (spec.readyWithinMs ?? 30_000);
@@ -83,7 +95,10 @@ export async function runSmokeTest(send: SendRequest, spec: SmokeTestSpec, log: 
     } catch (err) {
       lastError = (err as Error).message;
     }
-    if (Date.now() >= readyDeadline) throw new SmokeTestError(`GET ${spec.readyPath} did not answer 200 within ${Math.round((spec.readyWithinMs ?? 30_000) / 1000)} s (last: ${lastError}).`);
+    if (Date.now() >= readyDeadline)
+      throw new SmokeTestError(
+        `GET ${spec.readyPath} did not answer 200 within ${Math.round((spec.readyWithinMs ?? 30_000) / 1000)} s (last: ${lastError}).`,
+      );
     log(`GET ${spec.readyPath}: ${lastError}; trying again`);
     await sleep(Math.min(2000, 250 * attempt));
   }
@@ -97,7 +112,8 @@ export async function runSmokeTest(send: SendRequest, spec: SmokeTestSpec, log: 
     if (score.status !== 502 && score.status !== 503) break;
     await sleep(500 * attempt);
   }
-  if (!score || score.status !== 200) throw new SmokeTestError(`POST ${spec.scorePath} answered HTTP ${score?.status}: ${clip(score?.body ?? '')}`);
+  if (!score || score.status !== 200)
+    throw new SmokeTestError(`POST ${spec.scorePath} answered HTTP ${score?.status}: ${clip(score?.body ?? '')}`);
   log(`POST ${spec.scorePath}: 200 ${clip(score.body, 200)}`);
   if (spec.expected !== undefined) {
     let actual: unknown;

@@ -4,7 +4,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
 import * as yaml from 'js-yaml';
+
 import { TaskError } from '../common/errors';
 import type { KubeObject } from '../common/kube/objects';
 import { InvalidReferenceError, parseReference } from '../common/oci/reference';
@@ -36,7 +38,11 @@ export interface TokenResult {
 const TOKEN = /\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g;
 
 /** Replaces $(name) from `variables` first, then `lookup` (pipeline variables); unknown tokens stay. */
-export function substituteTokens(text: string, variables: Record<string, string>, lookup: (name: string) => string | undefined = () => undefined): TokenResult {
+export function substituteTokens(
+  text: string,
+  variables: Record<string, string>,
+  lookup: (name: string) => string | undefined = () => undefined,
+): TokenResult {
   const replaced = new Set<string>();
   const untouched = new Set<string>();
   const out = text.replace(TOKEN, (whole, name: string) => {
@@ -79,14 +85,22 @@ export function parseManifestText(file: string, text: string): ManifestDocument[
       parsed = yaml.load(doc.text);
     } catch (err) {
       const e = err as { reason?: string; message: string; mark?: { line?: number; column?: number } };
-      const where = e.mark?.line !== undefined ? ` at line ${doc.line + e.mark.line}, column ${(e.mark.column ?? 0) + 1}` : '';
+      const where =
+        e.mark?.line !== undefined ? ` at line ${doc.line + e.mark.line}, column ${(e.mark.column ?? 0) + 1}` : '';
       throw new ManifestError(file, index, `invalid YAML${where}: ${e.reason ?? e.message.split('\n')[0]}`);
     }
     if (parsed === null || parsed === undefined) return;
-    if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new ManifestError(file, index, 'is not a Kubernetes object (a YAML mapping with apiVersion, kind and metadata).');
+    if (typeof parsed !== 'object' || Array.isArray(parsed))
+      throw new ManifestError(
+        file,
+        index,
+        'is not a Kubernetes object (a YAML mapping with apiVersion, kind and metadata).',
+      );
     const obj = parsed as Record<string, unknown>;
     if (obj.kind === 'List' && Array.isArray(obj.items)) {
-      (obj.items as unknown[]).forEach((item, j) => out.push({ file, index, line: doc.line, object: checkObject(file, index, item, ` (item ${j + 1})`) }));
+      (obj.items as unknown[]).forEach((item, j) =>
+        out.push({ file, index, line: doc.line, object: checkObject(file, index, item, ` (item ${j + 1})`) }),
+      );
       return;
     }
     out.push({ file, index, line: doc.line, object: checkObject(file, index, obj, '') });
@@ -95,18 +109,29 @@ export function parseManifestText(file: string, text: string): ManifestDocument[
 }
 
 function checkObject(file: string, index: number, value: unknown, where: string): KubeObject {
-  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new ManifestError(file, index, `${where}is not a Kubernetes object.`.trim());
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    throw new ManifestError(file, index, `${where}is not a Kubernetes object.`.trim());
   const obj = value as Record<string, unknown>;
-  if (typeof obj.apiVersion !== 'string' || !obj.apiVersion) throw new ManifestError(file, index, `has no apiVersion${where}. Add e.g. apiVersion: apps/v1.`);
-  if (typeof obj.kind !== 'string' || !obj.kind) throw new ManifestError(file, index, `has no kind${where}. Add e.g. kind: Deployment.`);
+  if (typeof obj.apiVersion !== 'string' || !obj.apiVersion)
+    throw new ManifestError(file, index, `has no apiVersion${where}. Add e.g. apiVersion: apps/v1.`);
+  if (typeof obj.kind !== 'string' || !obj.kind)
+    throw new ManifestError(file, index, `has no kind${where}. Add e.g. kind: Deployment.`);
   const metadata = obj.metadata as Record<string, unknown> | undefined;
   if (!metadata || typeof metadata !== 'object' || typeof metadata.name !== 'string' || !metadata.name) {
-    throw new ManifestError(file, index, `the ${obj.kind}${where} has no metadata.name. Server-side apply needs a name (generateName is not enough).`);
+    throw new ManifestError(
+      file,
+      index,
+      `the ${obj.kind}${where} has no metadata.name. Server-side apply needs a name (generateName is not enough).`,
+    );
   }
   return obj as unknown as KubeObject;
 }
 
-export function readManifestFiles(files: string[], variables: Record<string, string>, lookup: (name: string) => string | undefined): { documents: ManifestDocument[]; replaced: string[]; untouched: string[] } {
+export function readManifestFiles(
+  files: string[],
+  variables: Record<string, string>,
+  lookup: (name: string) => string | undefined,
+): { documents: ManifestDocument[]; replaced: string[]; untouched: string[] } {
   const documents: ManifestDocument[] = [];
   const replaced = new Set<string>();
   const untouched = new Set<string>();
@@ -163,14 +188,22 @@ export function substituteImage(documents: ManifestDocument[], image: string, re
       if (typeof container.image !== 'string') continue;
       seen.add(container.image);
       if (repositoryKey(container.image) !== wanted) continue;
-      done.push({ file: doc.file, index: doc.index, object: `${doc.object.kind}/${doc.object.metadata.name}`, container: init ? `${container.name} (init)` : container.name, from: container.image });
+      done.push({
+        file: doc.file,
+        index: doc.index,
+        object: `${doc.object.kind}/${doc.object.metadata.name}`,
+        container: init ? `${container.name} (init)` : container.name,
+        from: container.image,
+      });
       container.image = image;
     }
   }
   if (done.length === 0) {
     const files = [...new Set(documents.map((d) => d.file))].join(', ');
     const used = seen.size ? `Their containers use: ${[...seen].join(', ')}.` : 'They hold no containers.';
-    throw new TaskError(`The image repository ${repository} matches no container in the manifests (${files}). ${used} Point a container's image at ${repository}, or set imageRepositoryInManifests to the repository the manifests name.`);
+    throw new TaskError(
+      `The image repository ${repository} matches no container in the manifests (${files}). ${used} Point a container's image at ${repository}, or set imageRepositoryInManifests to the repository the manifests name.`,
+    );
   }
   return done;
 }

@@ -19,27 +19,39 @@ export interface PodTemplate {
   spec?: PodSpec;
 }
 
-const TEMPLATE_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'ReplicationController', 'Job']);
+const TEMPLATE_KINDS = new Set([
+  'Deployment',
+  'StatefulSet',
+  'DaemonSet',
+  'ReplicaSet',
+  'ReplicationController',
+  'Job',
+]);
 
 /** The pod template of a workload, or for a bare Pod the Pod itself; undefined for other kinds. */
 export function podTemplateOf(obj: KubeObject): PodTemplate | undefined {
   const spec = obj.spec as Record<string, unknown> | undefined;
   if (!spec || typeof spec !== 'object') return undefined;
   if (TEMPLATE_KINDS.has(obj.kind)) return spec.template as PodTemplate | undefined;
-  if (obj.kind === 'CronJob') return ((spec.jobTemplate as { spec?: { template?: PodTemplate } } | undefined)?.spec?.template) ?? undefined;
-  if (obj.kind === 'Pod') return obj as unknown as PodTemplate;
+  if (obj.kind === 'CronJob')
+    return (spec.jobTemplate as { spec?: { template?: PodTemplate } } | undefined)?.spec?.template ?? undefined;
+  if (obj.kind === 'Pod') return obj;
   return undefined;
 }
 
 export function containersOf(spec: PodSpec | undefined): Array<{ container: Container; init: boolean }> {
   if (!spec) return [];
-  return [...(spec.initContainers ?? []).map((container) => ({ container, init: true })), ...(spec.containers ?? []).map((container) => ({ container, init: false }))];
+  return [
+    ...(spec.initContainers ?? []).map((container) => ({ container, init: true })),
+    ...(spec.containers ?? []).map((container) => ({ container, init: false })),
+  ];
 }
 
 /** Image of every container of a Deployment's template, by container name. */
 export function imagesOf(obj: KubeObject): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const { container } of containersOf(podTemplateOf(obj)?.spec)) if (container.image) out[container.name] = container.image;
+  for (const { container } of containersOf(podTemplateOf(obj)?.spec))
+    if (container.image) out[container.name] = container.image;
   return out;
 }
 
@@ -50,7 +62,10 @@ export function imagesOf(obj: KubeObject): Record<string, string> {
 export function primaryImage(obj: KubeObject | undefined, preferred?: string): string | undefined {
   if (!obj) return undefined;
   const containers = podTemplateOf(obj)?.spec?.containers ?? [];
-  const chosen = containers.find((c) => preferred !== undefined && c.image === preferred) ?? containers.find((c) => c.name === obj.metadata.name) ?? containers[0];
+  const chosen =
+    containers.find((c) => preferred !== undefined && c.image === preferred) ??
+    containers.find((c) => c.name === obj.metadata.name) ??
+    containers[0];
   return chosen?.image;
 }
 

@@ -1,12 +1,21 @@
 import { Readable } from 'node:stream';
-import * as tl from 'azure-pipelines-task-lib/task';
-import { WebApi, getBearerHandler } from 'azure-devops-node-api';
+
+import { getBearerHandler, WebApi } from 'azure-devops-node-api';
 import type { IBuildApi } from 'azure-devops-node-api/BuildApi';
-import { BuildQueryOrder, BuildResult, BuildStatus, type Build, type BuildArtifact, type BuildDefinitionReference } from 'azure-devops-node-api/interfaces/BuildInterfaces';
-import { TaskError, errorMessage } from '../common/errors';
-import { TransientHttpError, isTransientStatus, parseRetryAfter, withRetry } from '../common/retry';
+import {
+  type Build,
+  type BuildArtifact,
+  type BuildDefinitionReference,
+  BuildQueryOrder,
+  BuildResult,
+  BuildStatus,
+} from 'azure-devops-node-api/interfaces/BuildInterfaces';
+import * as tl from 'azure-pipelines-task-lib/task';
+
+import { errorMessage, TaskError } from '../common/errors';
+import { isTransientStatus, parseRetryAfter, TransientHttpError, withRetry } from '../common/retry';
 import { scrub } from '../common/secrets';
-import { sliceStream, type ObjectStore, type StoredObject } from '../common/storage/objectStore';
+import { type ObjectStore, sliceStream, type StoredObject } from '../common/storage/objectStore';
 import type { PipelineArtifactParameters } from './parameters';
 
 /**
@@ -72,7 +81,10 @@ export class PipelineArtifactStore implements ObjectStore {
 
   private api(): Promise<IBuildApi> {
     // Our withRetry (logged, bounded, honouring Retry-After) retries; the library's own retries are off.
-    this.buildApi ??= new WebApi(this.p.collectionUri.replace(/\/+$/, ''), getBearerHandler(this.p.accessToken), { allowRetries: false, socketTimeout: 120_000 }).getBuildApi();
+    this.buildApi ??= new WebApi(this.p.collectionUri.replace(/\/+$/, ''), getBearerHandler(this.p.accessToken), {
+      allowRetries: false,
+      socketTimeout: 120_000,
+    }).getBuildApi();
     // A failed discovery (bad token, network) must be retried from scratch, not replayed.
     this.buildApi.catch(() => (this.buildApi = undefined));
     return this.buildApi;
@@ -103,7 +115,9 @@ export class PipelineArtifactStore implements ObjectStore {
       );
     }
     const detail = scrub(errorMessage(err)).split('\n')[0];
-    return new TaskError(`Could not ${what} in ${this.p.collectionUri}: ${status ? `HTTP ${status}: ` : ''}${detail}`, { cause: err });
+    return new TaskError(`Could not ${what} in ${this.p.collectionUri}: ${status ? `HTTP ${status}: ` : ''}${detail}`, {
+      cause: err,
+    });
   }
 
   private async resolveDefinition(): Promise<{ id: number; name: string }> {
@@ -112,8 +126,17 @@ export class PipelineArtifactStore implements ObjectStore {
     if (/^\d+$/.test(this.p.pipeline)) {
       const id = Number(this.p.pipeline);
       const def = await this.call(`read pipeline ${id}`, (b) => b.getDefinition(project, id));
-      if (!def?.id && !(await this.call('list pipelines', (b) => b.getDefinitions(project, undefined, undefined, undefined, undefined, 1)))) throw this.projectMissing();
-      if (!def?.id) throw new TaskError(`Project '${project}' has no pipeline with id ${id} (or the job's identity cannot see it). ${await this.describePipelines()}`);
+      if (
+        !def?.id &&
+        !(await this.call('list pipelines', (b) =>
+          b.getDefinitions(project, undefined, undefined, undefined, undefined, 1),
+        ))
+      )
+        throw this.projectMissing();
+      if (!def?.id)
+        throw new TaskError(
+          `Project '${project}' has no pipeline with id ${id} (or the job's identity cannot see it). ${await this.describePipelines()}`,
+        );
       this.definition = { id: def.id, name: def.name ?? String(id) };
       return this.definition;
     }
@@ -125,23 +148,32 @@ export class PipelineArtifactStore implements ObjectStore {
     const matches = folder ? named.filter((d) => d.path?.toLowerCase() === folder.toLowerCase()) : named;
     if (matches.length === 0) {
       const elsewhere = named.map((d) => `${d.path}\\${d.name}`);
-      throw new TaskError(elsewhere.length
-        ? `No pipeline '${name}' in folder '${folder}' of project '${project}'; there is ${elsewhere.join(', ')}.`
-        : `No pipeline named '${this.p.pipeline}' in project '${project}'. ${await this.describePipelines()}`);
+      throw new TaskError(
+        elsewhere.length
+          ? `No pipeline '${name}' in folder '${folder}' of project '${project}'; there is ${elsewhere.join(', ')}.`
+          : `No pipeline named '${this.p.pipeline}' in project '${project}'. ${await this.describePipelines()}`,
+      );
     }
     if (matches.length > 1) {
-      throw new TaskError(`${matches.length} pipelines in project '${project}' are named '${name}': ${matches.map((d) => `${d.path}\\${d.name} (id ${d.id})`).join(', ')}. Give the folder (folder\\name) or the numeric id.`);
+      throw new TaskError(
+        `${matches.length} pipelines in project '${project}' are named '${name}': ${matches.map((d) => `${d.path}\\${d.name} (id ${d.id})`).join(', ')}. Give the folder (folder\\name) or the numeric id.`,
+      );
     }
     this.definition = { id: matches[0].id!, name: matches[0].name! };
     return this.definition;
   }
 
   private projectMissing(): TaskError {
-    return new TaskError(`Project '${this.p.project}' does not exist in ${this.p.collectionUri}, or the job's identity cannot see it. Check the project input (empty means this pipeline's project); for another project, turn off "Limit job authorization scope to current project" in Project settings > Pipelines > Settings.`);
+    return new TaskError(
+      `Project '${this.p.project}' does not exist in ${this.p.collectionUri}, or the job's identity cannot see it. Check the project input (empty means this pipeline's project); for another project, turn off "Limit job authorization scope to current project" in Project settings > Pipelines > Settings.`,
+    );
   }
 
   private async describePipelines(): Promise<string> {
-    const all: BuildDefinitionReference[] = (await this.call('list pipelines', (b) => b.getDefinitions(this.p.project, undefined, undefined, undefined, undefined, 50))) ?? [];
+    const all: BuildDefinitionReference[] =
+      (await this.call('list pipelines', (b) =>
+        b.getDefinitions(this.p.project, undefined, undefined, undefined, undefined, 50),
+      )) ?? [];
     return `Pipelines there: ${all.map((d) => `${d.name} (id ${d.id})`).join(', ') || '(none visible to this job)'}.`;
   }
 
@@ -152,29 +184,83 @@ export class PipelineArtifactStore implements ObjectStore {
     if (this.p.runId !== undefined) {
       const runId = this.p.runId;
       const run = await this.call(`read run ${runId}`, (b) => b.getBuild(project, runId));
-      if (!run?.id) throw new TaskError(`Run ${runId} does not exist in project '${project}'. ${await this.describeRecentRuns(def)}`);
+      if (!run?.id)
+        throw new TaskError(
+          `Run ${runId} does not exist in project '${project}'. ${await this.describeRecentRuns(def)}`,
+        );
       if (run.definition?.id !== undefined && run.definition.id !== def.id) {
-        throw new TaskError(`Run ${runId} belongs to pipeline '${run.definition.name}' (id ${run.definition.id}), not '${def.name}' (id ${def.id}). ${await this.describeRecentRuns(def)}`);
+        throw new TaskError(
+          `Run ${runId} belongs to pipeline '${run.definition.name}' (id ${run.definition.id}), not '${def.name}' (id ${def.id}). ${await this.describeRecentRuns(def)}`,
+        );
       }
-      if (run.result !== BuildResult.Succeeded) tl.warning(`Run ${run.buildNumber} (id ${runId}) of '${def.name}' ${run.status === BuildStatus.Completed ? `ended ${BuildResult[run.result ?? 0]?.toLowerCase()}` : 'has not completed'}; taking its artifact anyway because runId names it.`);
+      if (run.result !== BuildResult.Succeeded)
+        tl.warning(
+          `Run ${run.buildNumber} (id ${runId}) of '${def.name}' ${run.status === BuildStatus.Completed ? `ended ${BuildResult[run.result ?? 0]?.toLowerCase()}` : 'has not completed'}; taking its artifact anyway because runId names it.`,
+        );
       this.build = run;
     } else {
       const branch = this.p.branch ? branchRef(this.p.branch) : undefined;
       const runs = await this.call(`find the latest successful run of '${def.name}'`, (b) =>
-        b.getBuilds(project, [def.id], undefined, undefined, undefined, undefined, undefined, undefined, BuildStatus.Completed, BuildResult.Succeeded, undefined, undefined, 1, undefined, undefined, undefined, BuildQueryOrder.FinishTimeDescending, branch),
+        b.getBuilds(
+          project,
+          [def.id],
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          BuildStatus.Completed,
+          BuildResult.Succeeded,
+          undefined,
+          undefined,
+          1,
+          undefined,
+          undefined,
+          undefined,
+          BuildQueryOrder.FinishTimeDescending,
+          branch,
+        ),
       );
       const run = runs?.[0];
-      if (!run?.id) throw new TaskError(`Pipeline '${def.name}' (id ${def.id}) has no successful completed run${branch ? ` on ${branch}` : ''}. Run it first, or give runId. ${await this.describeRecentRuns(def)}`);
+      if (!run?.id)
+        throw new TaskError(
+          `Pipeline '${def.name}' (id ${def.id}) has no successful completed run${branch ? ` on ${branch}` : ''}. Run it first, or give runId. ${await this.describeRecentRuns(def)}`,
+        );
       this.build = run;
     }
-    tl.debug(`pipeline artifact: run ${this.build.id} (${this.build.buildNumber}, ${this.build.sourceBranch}) of definition ${def.id}`);
+    tl.debug(
+      `pipeline artifact: run ${this.build.id} (${this.build.buildNumber}, ${this.build.sourceBranch}) of definition ${def.id}`,
+    );
     return this.build;
   }
 
   private async describeRecentRuns(def: { id: number; name: string }): Promise<string> {
-    const runs = (await this.call(`list the runs of '${def.name}'`, (b) => b.getBuilds(this.p.project, [def.id], undefined, undefined, undefined, undefined, undefined, undefined, undefined, undefined, undefined, undefined, 10, undefined, undefined, undefined, BuildQueryOrder.FinishTimeDescending))) ?? [];
+    const runs =
+      (await this.call(`list the runs of '${def.name}'`, (b) =>
+        b.getBuilds(
+          this.p.project,
+          [def.id],
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          10,
+          undefined,
+          undefined,
+          undefined,
+          BuildQueryOrder.FinishTimeDescending,
+        ),
+      )) ?? [];
     if (!runs.length) return `'${def.name}' has no runs.`;
-    const describe = (r: Build) => `${r.id} (${r.buildNumber}, ${r.status === BuildStatus.Completed ? BuildResult[r.result ?? 0]?.toLowerCase() : BuildStatus[r.status ?? 0]?.toLowerCase()}, ${(r.sourceBranch ?? '').replace(/^refs\/heads\//, '')})`;
+    const describe = (r: Build) =>
+      `${r.id} (${r.buildNumber}, ${r.status === BuildStatus.Completed ? BuildResult[r.result ?? 0]?.toLowerCase() : BuildStatus[r.status ?? 0]?.toLowerCase()}, ${(r.sourceBranch ?? '').replace(/^refs\/heads\//, '')})`;
     return `Recent runs of '${def.name}': ${runs.map(describe).join(', ')}.`;
   }
 
@@ -182,13 +268,21 @@ export class PipelineArtifactStore implements ObjectStore {
     const build = await this.resolveRun();
     if (!this.artifact) {
       const buildId = build.id!;
-      const artifact = await this.call(`read artifact '${this.p.artifactName}' of run ${buildId}`, (b) => b.getArtifact(this.p.project, buildId, this.p.artifactName));
+      const artifact = await this.call(`read artifact '${this.p.artifactName}' of run ${buildId}`, (b) =>
+        b.getArtifact(this.p.project, buildId, this.p.artifactName),
+      );
       if (!artifact?.resource) {
-        const all = (await this.call(`list the artifacts of run ${buildId}`, (b) => b.getArtifacts(this.p.project, buildId))) ?? [];
-        throw new TaskError(`Run ${build.buildNumber} (id ${buildId}) of '${build.definition?.name ?? this.p.pipeline}' has no artifact '${this.p.artifactName}'. Its artifacts: ${all.map((a) => a.name).join(', ') || '(none)'}.`);
+        const all =
+          (await this.call(`list the artifacts of run ${buildId}`, (b) => b.getArtifacts(this.p.project, buildId))) ??
+          [];
+        throw new TaskError(
+          `Run ${build.buildNumber} (id ${buildId}) of '${build.definition?.name ?? this.p.pipeline}' has no artifact '${this.p.artifactName}'. Its artifacts: ${all.map((a) => a.name).join(', ') || '(none)'}.`,
+        );
       }
       if (artifact.resource.type !== 'PipelineArtifact') {
-        throw new TaskError(`Artifact '${this.p.artifactName}' is a ${artifact.resource.type} artifact (published with PublishBuildArtifacts); this task reads pipeline artifacts (PublishPipelineArtifact). Publish the model with PublishPipelineArtifact.`);
+        throw new TaskError(
+          `Artifact '${this.p.artifactName}' is a ${artifact.resource.type} artifact (published with PublishBuildArtifacts); this task reads pipeline artifacts (PublishPipelineArtifact). Publish the model with PublishPipelineArtifact.`,
+        );
       }
       this.artifact = artifact;
       this.locationUri = `${this.p.collectionUri}${encodeURIComponent(this.p.project)}/_build/results?buildId=${buildId}&view=artifacts artifact ${artifact.name}`;
@@ -197,18 +291,43 @@ export class PipelineArtifactStore implements ObjectStore {
   }
 
   /** The Get File URL, from the route template and api-version the service advertised. */
-  private async fileRequest(buildId: number, fileId: string, fileName: string): Promise<{ url: string; accept: string }> {
+  private async fileRequest(
+    buildId: number,
+    fileId: string,
+    fileName: string,
+  ): Promise<{ url: string; accept: string }> {
     const build = await this.api();
-    const v = await build.vsoClient.getVersioningData(ARTIFACTS_API_VERSION, 'build', ARTIFACTS_LOCATION, { project: this.p.project, buildId }, { artifactName: this.p.artifactName, fileId, fileName });
+    const v = await build.vsoClient.getVersioningData(
+      ARTIFACTS_API_VERSION,
+      'build',
+      ARTIFACTS_LOCATION,
+      { project: this.p.project, buildId },
+      { artifactName: this.p.artifactName, fileId, fileName },
+    );
     return { url: v.requestUrl!, accept: `application/octet-stream;api-version=${v.apiVersion}` };
   }
 
-  private async requestFile(buildId: number, fileId: string, fileName: string, what: string, signal?: AbortSignal): Promise<Response> {
+  private async requestFile(
+    buildId: number,
+    fileId: string,
+    fileName: string,
+    what: string,
+    signal?: AbortSignal,
+  ): Promise<Response> {
     const { url, accept } = await this.fileRequest(buildId, fileId, fileName);
-    const res = await this.fetchImpl(url, { headers: { Authorization: `Bearer ${this.p.accessToken}`, Accept: accept }, signal, redirect: 'follow' });
+    const res = await this.fetchImpl(url, {
+      headers: { Authorization: `Bearer ${this.p.accessToken}`, Accept: accept },
+      signal,
+      redirect: 'follow',
+    });
     if (res.ok && res.body) return res;
     await res.body?.cancel();
-    if (isTransientStatus(res.status)) throw new TransientHttpError(res.status, `${what} answered ${res.status}`, parseRetryAfter(res.headers.get('retry-after')));
+    if (isTransientStatus(res.status))
+      throw new TransientHttpError(
+        res.status,
+        `${what} answered ${res.status}`,
+        parseRetryAfter(res.headers.get('retry-after')),
+      );
     throw this.explain(Object.assign(new Error(`HTTP ${res.status}`), { statusCode: res.status }), what);
   }
 
@@ -216,8 +335,17 @@ export class PipelineArtifactStore implements ObjectStore {
     if (!this.items) {
       const { build, artifact } = await this.resolveArtifact();
       const what = `read the file list of artifact '${artifact.name}'`;
-      const manifest = await withRetry(async () => (await (await this.requestFile(build.id!, artifact.resource!.data!, 'manifest.json', what)).json()) as ArtifactManifest, { what });
-      if (!Array.isArray(manifest?.items)) throw new TaskError(`Artifact '${artifact.name}' returned a file list this task does not understand (manifestFormat ${manifest?.manifestFormat ?? 'unknown'}).`);
+      const manifest = await withRetry(
+        async () =>
+          (await (
+            await this.requestFile(build.id!, artifact.resource!.data!, 'manifest.json', what)
+          ).json()) as ArtifactManifest,
+        { what },
+      );
+      if (!Array.isArray(manifest?.items))
+        throw new TaskError(
+          `Artifact '${artifact.name}' returned a file list this task does not understand (manifestFormat ${manifest?.manifestFormat ?? 'unknown'}).`,
+        );
       const finished = build.finishTime ? new Date(build.finishTime) : new Date(0);
       this.items = manifest.items
         .filter((i) => i.blob)
@@ -225,7 +353,14 @@ export class PipelineArtifactStore implements ObjectStore {
           const name = i.path.replace(/^\/+/, '');
           this.blobIds.set(name, i.blob!.id);
           // The dedup id is content-addressed: it changes exactly when the bytes do, so it serves as the ETag.
-          return { name, sizeBytes: i.blob!.size, lastModified: finished, etag: i.blob!.id, metadata: {}, uri: `${this.locationUri}/${name}` } satisfies StoredObject;
+          return {
+            name,
+            sizeBytes: i.blob!.size,
+            lastModified: finished,
+            etag: i.blob!.id,
+            metadata: {},
+            uri: `${this.locationUri}/${name}`,
+          } satisfies StoredObject;
         })
         .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     }
@@ -240,11 +375,22 @@ export class PipelineArtifactStore implements ObjectStore {
     return obj;
   }
 
-  async readRange(obj: StoredObject, offset: number, count: number, opts: { signal: AbortSignal }): Promise<AsyncIterable<Uint8Array>> {
+  async readRange(
+    obj: StoredObject,
+    offset: number,
+    count: number,
+    opts: { signal: AbortSignal },
+  ): Promise<AsyncIterable<Uint8Array>> {
     const { build } = await this.resolveArtifact();
     const blobId = this.blobIds.get(obj.name);
     if (!blobId) throw new TaskError(`'${obj.name}' is not in artifact '${this.p.artifactName}'.`);
-    const res = await this.requestFile(build.id!, blobId, obj.name.split('/').pop()!, `download '${obj.name}' from artifact '${this.p.artifactName}'`, opts.signal);
+    const res = await this.requestFile(
+      build.id!,
+      blobId,
+      obj.name.split('/').pop()!,
+      `download '${obj.name}' from artifact '${this.p.artifactName}'`,
+      opts.signal,
+    );
     const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
     return sliceStream(body, offset, count);
   }

@@ -1,5 +1,5 @@
 import { runTask } from '../common/run';
-import { readParameters } from './parameters';
 import { fetchModel } from './fetchModel';
+import { readParameters } from './parameters';
 
 void runTask(() => fetchModel(readParameters()));

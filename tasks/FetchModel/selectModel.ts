@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+
 import { InputError, TaskError } from '../common/errors';
 import { safeRelativePath } from '../common/fsutil';
 import { mapLimited, type ObjectStore, type ObjectVersion, type StoredObject } from '../common/storage/objectStore';
@@ -71,7 +72,13 @@ export function groupCandidates(prefix: string, objects: readonly StoredObject[]
     let group = groups.get(key);
     if (!group) {
       const segment = slash >= 0 ? rest.slice(0, slash) : rest.slice(0, rest.length - path.posix.extname(rest).length);
-      group = { key, layout: slash >= 0 ? 'folder' : 'file', objects: [], lastModified: obj.lastModified, semver: findSemVer(segment) };
+      group = {
+        key,
+        layout: slash >= 0 ? 'folder' : 'file',
+        objects: [],
+        lastModified: obj.lastModified,
+        semver: findSemVer(segment),
+      };
       groups.set(key, group);
     }
     group.objects.push(obj);
@@ -80,7 +87,8 @@ export function groupCandidates(prefix: string, objects: readonly StoredObject[]
   return [...groups.values()];
 }
 
-const newestFirst = (a: Candidate, b: Candidate) => b.lastModified.getTime() - a.lastModified.getTime() || compareByteOrder(b.key, a.key);
+const newestFirst = (a: Candidate, b: Candidate) =>
+  b.lastModified.getTime() - a.lastModified.getTime() || compareByteOrder(b.key, a.key);
 
 function describe(c: Candidate): string {
   return `${c.key} (${c.layout === 'folder' ? `${c.objects.length} files, ` : ''}modified ${c.lastModified.toISOString()}${c.semver ? `, version ${c.semver.text}` : ''})`;
@@ -103,29 +111,70 @@ async function resolveExact(store: ObjectStore, sel: Selection): Promise<Resolve
   const name = sel.modelPath.replace(/^\/+/, '');
   if (!name.endsWith('/')) {
     const single = await store.stat(name);
-    if (single) return finish(store, { key: name, layout: 'file', objects: [single], lastModified: single.lastModified, semver: findSemVer(path.posix.basename(name)) }, `'${name}' is the blob named in modelPath`, [], sel);
+    if (single)
+      return finish(
+        store,
+        {
+          key: name,
+          layout: 'file',
+          objects: [single],
+          lastModified: single.lastModified,
+          semver: findSemVer(path.posix.basename(name)),
+        },
+        `'${name}' is the blob named in modelPath`,
+        [],
+        sel,
+      );
   }
   const prefix = asPrefix(name);
   const objects = (await store.list(prefix)).filter((o) => !o.name.endsWith('/'));
-  if (objects.length === 0) throw await nothingThere(store, name, `No blob is named '${name}' and nothing is stored under '${prefix}'`);
+  if (objects.length === 0)
+    throw await nothingThere(store, name, `No blob is named '${name}' and nothing is stored under '${prefix}'`);
   const lastModified = objects.reduce((d, o) => (o.lastModified > d ? o.lastModified : d), objects[0].lastModified);
-  return finish(store, { key: prefix, layout: 'folder', objects, lastModified, semver: findSemVer(path.posix.basename(prefix)) }, `'${prefix}' is the folder named in modelPath (${objects.length} files)`, [], sel);
+  return finish(
+    store,
+    { key: prefix, layout: 'folder', objects, lastModified, semver: findSemVer(path.posix.basename(prefix)) },
+    `'${prefix}' is the folder named in modelPath (${objects.length} files)`,
+    [],
+    sel,
+  );
 }
 
 async function resolvePinned(store: ObjectStore, sel: Selection): Promise<ResolvedModel> {
   const name = sel.modelPath.replace(/^\/+/, '');
   const pin = sel.selector === 'versionId' ? { versionId: sel.versionId } : { snapshot: sel.snapshot };
   const what = sel.selector === 'versionId' ? `version id ${sel.versionId}` : `snapshot ${sel.snapshot}`;
-  if (name.endsWith('/')) throw new InputError('modelPath', `a ${sel.selector} pins one blob, but '${name}' is a folder prefix. Name the blob.`);
+  if (name.endsWith('/'))
+    throw new InputError(
+      'modelPath',
+      `a ${sel.selector} pins one blob, but '${name}' is a folder prefix. Name the blob.`,
+    );
   const obj = await store.stat(name, pin);
   if (!obj) {
     // A deleted blob's versions outlive it, so list them whether or not the blob exists now.
     const versions = (await store.listVersions?.(name)) ?? [];
-    if (versions.length) throw new TaskError(`'${name}' has no ${what}. ${describeVersions(versions)} Check the ${sel.selector}.`);
+    if (versions.length)
+      throw new TaskError(`'${name}' has no ${what}. ${describeVersions(versions)} Check the ${sel.selector}.`);
     const current = await store.stat(name);
-    throw new TaskError(current ? `'${name}' exists, but has no ${what}. Check the ${sel.selector} (the portal lists a blob's versions and snapshots).` : (await nothingThere(store, name, `No blob is named '${name}'`)).message);
+    throw new TaskError(
+      current
+        ? `'${name}' exists, but has no ${what}. Check the ${sel.selector} (the portal lists a blob's versions and snapshots).`
+        : (await nothingThere(store, name, `No blob is named '${name}'`)).message,
+    );
   }
-  return finish(store, { key: name, layout: 'file', objects: [obj], lastModified: obj.lastModified, semver: findSemVer(path.posix.basename(name)) }, `'${name}' pinned to ${what}`, [], sel);
+  return finish(
+    store,
+    {
+      key: name,
+      layout: 'file',
+      objects: [obj],
+      lastModified: obj.lastModified,
+      semver: findSemVer(path.posix.basename(name)),
+    },
+    `'${name}' pinned to ${what}`,
+    [],
+    sel,
+  );
 }
 
 /** "Its versions: <id> (current, 70 KB, modified ...), ...; its snapshots: ..." with the newest first, bounded. */
@@ -133,12 +182,25 @@ export function describeVersions(versions: ObjectVersion[]): string {
   const newestFirst = [...versions].sort((a, b) => b.lastModified.getTime() - a.lastModified.getTime());
   const line = (label: string, list: ObjectVersion[], id: (v: ObjectVersion) => string) => {
     if (!list.length) return undefined;
-    const shown = list.slice(0, 20).map((v) => `${id(v)} (${v.isCurrentVersion ? 'current, ' : ''}${v.sizeBytes} bytes, modified ${v.lastModified.toISOString()})`);
+    const shown = list
+      .slice(0, 20)
+      .map(
+        (v) =>
+          `${id(v)} (${v.isCurrentVersion ? 'current, ' : ''}${v.sizeBytes} bytes, modified ${v.lastModified.toISOString()})`,
+      );
     return `Its ${label}: ${shown.join(', ')}${list.length > shown.length ? `, and ${list.length - shown.length} more` : ''}.`;
   };
   const parts = [
-    line('versions', newestFirst.filter((v) => v.versionId && !v.snapshot), (v) => v.versionId!),
-    line('snapshots', newestFirst.filter((v) => v.snapshot), (v) => v.snapshot!),
+    line(
+      'versions',
+      newestFirst.filter((v) => v.versionId && !v.snapshot),
+      (v) => v.versionId!,
+    ),
+    line(
+      'snapshots',
+      newestFirst.filter((v) => v.snapshot),
+      (v) => v.snapshot!,
+    ),
   ].filter(Boolean);
   return parts.length ? parts.join(' ') : 'It has no versions or snapshots (is blob versioning on for the account?).';
 }
@@ -154,54 +216,108 @@ async function resolveAmongCandidates(store: ObjectStore, sel: Selection): Promi
   if (sel.selector === 'latest') {
     candidates.sort(newestFirst);
     winner = candidates[0];
-    candidates.forEach((c, i) => considered.push({ key: c.key, note: i === 0 ? 'newest: picked' : `older (modified ${c.lastModified.toISOString()})` }));
+    candidates.forEach((c, i) =>
+      considered.push({
+        key: c.key,
+        note: i === 0 ? 'newest: picked' : `older (modified ${c.lastModified.toISOString()})`,
+      }),
+    );
     reason = `newest last-modified (${winner.lastModified.toISOString()}) of ${candidates.length} under '${prefix}'`;
   } else if (sel.selector === 'semver') {
     const versioned: Candidate[] = [];
     for (const c of candidates) {
       if (!c.semver) considered.push({ key: c.key, note: 'no semantic version in its name: skipped' });
-      else if (c.semver.prerelease.length && !sel.includePrerelease) considered.push({ key: c.key, note: `prerelease ${c.semver.text}: skipped (includePrerelease is false)` });
+      else if (c.semver.prerelease.length && !sel.includePrerelease)
+        considered.push({ key: c.key, note: `prerelease ${c.semver.text}: skipped (includePrerelease is false)` });
       else versioned.push(c);
     }
     if (versioned.length === 0) {
-      throw new TaskError(`No name under '${prefix}' carries a semantic version (like 1.4.2)${sel.includePrerelease ? '' : ' that is not a prerelease'}. Found: ${candidates.slice(0, 20).map(describe).join('; ')}.`);
+      throw new TaskError(
+        `No name under '${prefix}' carries a semantic version (like 1.4.2)${sel.includePrerelease ? '' : ' that is not a prerelease'}. Found: ${candidates.slice(0, 20).map(describe).join('; ')}.`,
+      );
     }
     versioned.sort((a, b) => compareSemVer(b.semver!, a.semver!) || newestFirst(a, b));
     winner = versioned[0];
-    versioned.forEach((c, i) => considered.push({ key: c.key, note: i === 0 ? `highest version ${c.semver!.text}: picked` : `version ${c.semver!.text}: lower` }));
+    versioned.forEach((c, i) =>
+      considered.push({
+        key: c.key,
+        note: i === 0 ? `highest version ${c.semver!.text}: picked` : `version ${c.semver!.text}: lower`,
+      }),
+    );
     reason = `highest semantic version (${winner.semver!.text}) of ${versioned.length} under '${prefix}'`;
   } else if (sel.selector === 'metadata') {
     const filter = sel.metadataFilter ?? {};
-    const wanted = Object.entries(filter).map(([k, v]) => `${k}=${v}`).join(', ');
+    const wanted = Object.entries(filter)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ');
     // S3 listings carry no metadata: fetch it (bounded) only for what is needed.
-    candidates = await mapLimited(candidates, 8, async (c) => ({ ...c, objects: await mapLimited(c.objects, 8, (o) => store.details(o)) }));
+    candidates = await mapLimited(candidates, 8, async (c) => ({
+      ...c,
+      objects: await mapLimited(c.objects, 8, (o) => store.details(o)),
+    }));
     const matches = candidates.filter((c) => {
-      const matching = c.objects.filter((o) => Object.entries(filter).every(([k, v]) => o.metadata?.[k.toLowerCase()] === v)).length;
-      if (matching !== c.objects.length) considered.push({ key: c.key, note: matching ? `only ${matching} of ${c.objects.length} files have ${wanted}: skipped` : `metadata ${JSON.stringify(c.objects[0].metadata ?? {})} does not match` });
+      const matching = c.objects.filter((o) =>
+        Object.entries(filter).every(([k, v]) => o.metadata?.[k.toLowerCase()] === v),
+      ).length;
+      if (matching !== c.objects.length)
+        considered.push({
+          key: c.key,
+          note: matching
+            ? `only ${matching} of ${c.objects.length} files have ${wanted}: skipped`
+            : `metadata ${JSON.stringify(c.objects[0].metadata ?? {})} does not match`,
+        });
       return matching === c.objects.length;
     });
-    if (matches.length === 0) throw new TaskError(`No model under '${prefix}' has metadata ${wanted} (on every file). Seen: ${considered.slice(0, 20).map((c) => `${c.key}: ${c.note}`).join('; ')}.`);
+    if (matches.length === 0)
+      throw new TaskError(
+        `No model under '${prefix}' has metadata ${wanted} (on every file). Seen: ${considered
+          .slice(0, 20)
+          .map((c) => `${c.key}: ${c.note}`)
+          .join('; ')}.`,
+      );
     matches.sort(newestFirst);
     winner = matches[0];
-    matches.forEach((c, i) => considered.push({ key: c.key, note: i === 0 ? `has ${wanted}, newest: picked` : `has ${wanted}, older` }));
+    matches.forEach((c, i) =>
+      considered.push({ key: c.key, note: i === 0 ? `has ${wanted}, newest: picked` : `has ${wanted}, older` }),
+    );
     reason = `metadata ${wanted}${matches.length > 1 ? `, newest of ${matches.length} matches` : ''}`;
   } else if (sel.selector === 'tags') {
-    if (!store.findByTags) throw new InputError('versionSelector', `'tags' (blob index tags) works with Azure Blob Storage only; for ${store.kind} use metadata, semver or latest.`);
+    if (!store.findByTags)
+      throw new InputError(
+        'versionSelector',
+        `'tags' (blob index tags) works with Azure Blob Storage only; for ${store.kind} use metadata, semver or latest.`,
+      );
     const found = await store.findByTags(sel.tagFilter!);
     const tagged = new Map(found.map((f) => [f.name, f.tags]));
     const matches = candidates.filter((c) => {
       const matching = c.objects.filter((o) => tagged.has(o.name)).length;
-      if (matching !== c.objects.length) considered.push({ key: c.key, note: matching ? `only ${matching} of ${c.objects.length} files match the tag filter: skipped` : 'tags do not match' });
+      if (matching !== c.objects.length)
+        considered.push({
+          key: c.key,
+          note: matching
+            ? `only ${matching} of ${c.objects.length} files match the tag filter: skipped`
+            : 'tags do not match',
+        });
       return matching === c.objects.length;
     });
     if (matches.length === 0) {
-      const elsewhere = found.filter((f) => !f.name.startsWith(prefix)).slice(0, 10).map((f) => f.name);
-      throw new TaskError(`No model under '${prefix}' matches the tag filter ${sel.tagFilter}.${elsewhere.length ? ` Blobs outside the prefix that match: ${elsewhere.join(', ')}.` : ''} Seen under the prefix: ${candidates.slice(0, 20).map(describe).join('; ')}.`);
+      const elsewhere = found
+        .filter((f) => !f.name.startsWith(prefix))
+        .slice(0, 10)
+        .map((f) => f.name);
+      throw new TaskError(
+        `No model under '${prefix}' matches the tag filter ${sel.tagFilter}.${elsewhere.length ? ` Blobs outside the prefix that match: ${elsewhere.join(', ')}.` : ''} Seen under the prefix: ${candidates.slice(0, 20).map(describe).join('; ')}.`,
+      );
     }
     matches.sort(newestFirst);
     winner = matches[0];
     for (const o of winner.objects) o.tags = tagged.get(o.name);
-    matches.forEach((c, i) => considered.push({ key: c.key, note: i === 0 ? 'matches the tag filter, newest: picked' : 'matches the tag filter, older' }));
+    matches.forEach((c, i) =>
+      considered.push({
+        key: c.key,
+        note: i === 0 ? 'matches the tag filter, newest: picked' : 'matches the tag filter, older',
+      }),
+    );
     reason = `tags match ${sel.tagFilter}${matches.length > 1 ? `, newest of ${matches.length} matches` : ''}`;
   } else {
     throw new Error(`internal: selector ${sel.selector as string}`);
@@ -210,27 +326,45 @@ async function resolveAmongCandidates(store: ObjectStore, sel: Selection): Promi
 }
 
 /** Turns the winning candidate into files to download, refusing names that would escape the target. */
-async function finish(store: ObjectStore, c: Candidate, reason: string, considered: Array<{ key: string; note: string }>, sel: Selection, parentPrefix?: string): Promise<ResolvedModel> {
+async function finish(
+  store: ObjectStore,
+  c: Candidate,
+  reason: string,
+  considered: Array<{ key: string; note: string }>,
+  sel: Selection,
+  parentPrefix?: string,
+): Promise<ResolvedModel> {
   const objects = await mapLimited(c.objects, 8, (o) => store.details(o));
   const files: ResolvedFile[] = objects.map((object) => {
     const rel = c.layout === 'file' ? path.posix.basename(object.name) : object.name.slice(c.key.length);
     const safe = safeRelativePath(rel);
     if (!safe || safe !== rel.replace(/\\/g, '/')) {
-      throw new TaskError(`Refusing '${object.name}': its path '${rel}' would be written outside the target folder (it has '..', a leading '/', a drive letter or an empty segment). Rename the blob.`);
+      throw new TaskError(
+        `Refusing '${object.name}': its path '${rel}' would be written outside the target folder (it has '..', a leading '/', a drive letter or an empty segment). Rename the blob.`,
+      );
     }
     return { object, relativePath: safe };
   });
   const seen = new Set<string>();
   for (const f of files) {
     const lower = f.relativePath.toLowerCase();
-    if (seen.has(lower)) throw new TaskError(`Two files of the model would land on '${f.relativePath}' (names differing only in case). Rename one of them.`);
+    if (seen.has(lower))
+      throw new TaskError(
+        `Two files of the model would land on '${f.relativePath}' (names differing only in case). Rename one of them.`,
+      );
     seen.add(lower);
   }
   files.sort((a, b) => compareByteOrder(a.relativePath, b.relativePath));
   const meta = objects[0].metadata ?? {};
   const single = c.layout === 'file' ? objects[0] : undefined;
   const name = meta.modelname ?? deriveName(c, parentPrefix);
-  const version = meta.modelversion ?? c.semver?.text ?? sel.versionId ?? sel.snapshot ?? (parentPrefix !== undefined && c.layout === 'folder' ? path.posix.basename(c.key) : undefined) ?? (single ? single.etag : folderEtag(objects).slice(0, 12));
+  const version =
+    meta.modelversion ??
+    c.semver?.text ??
+    sel.versionId ??
+    sel.snapshot ??
+    (parentPrefix !== undefined && c.layout === 'folder' ? path.posix.basename(c.key) : undefined) ??
+    (single ? single.etag : folderEtag(objects).slice(0, 12));
   return {
     name,
     version,
@@ -264,9 +398,19 @@ async function nothingThere(store: ObjectStore, name: string, what: string): Pro
   const nearby = groupCandidates(parentPrefix, await store.list(parentPrefix));
   if (nearby.length) {
     const shown = nearby.slice(0, 25).map((c) => c.key);
-    return new TaskError(`${what} in ${store.locationUri}. Under '${parentPrefix || '(container root)'}' there is: ${shown.join(', ')}${nearby.length > shown.length ? `, and ${nearby.length - shown.length} more` : ''}. Check modelPath.`);
+    return new TaskError(
+      `${what} in ${store.locationUri}. Under '${parentPrefix || '(container root)'}' there is: ${shown.join(', ')}${nearby.length > shown.length ? `, and ${nearby.length - shown.length} more` : ''}. Check modelPath.`,
+    );
   }
   const top = groupCandidates('', await store.list(''));
-  if (top.length) return new TaskError(`${what} in ${store.locationUri}, and nothing under '${parentPrefix}' either. At the top level there is: ${top.slice(0, 25).map((c) => c.key).join(', ')}. Check modelPath.`);
-  return new TaskError(`${what} in ${store.locationUri}: the container is empty. Publish a model first (PublishModel), or check the container name.`);
+  if (top.length)
+    return new TaskError(
+      `${what} in ${store.locationUri}, and nothing under '${parentPrefix}' either. At the top level there is: ${top
+        .slice(0, 25)
+        .map((c) => c.key)
+        .join(', ')}. Check modelPath.`,
+    );
+  return new TaskError(
+    `${what} in ${store.locationUri}: the container is empty. Publish a model first (PublishModel), or check the container name.`,
+  );
 }

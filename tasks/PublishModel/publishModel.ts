@@ -1,11 +1,12 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
 import { TaskError } from '../common/errors';
 import { setOutput } from '../common/outputs';
 import { ByteProgress } from '../common/progress';
 import { mapLimited, type ObjectWriter } from '../common/storage/objectStore';
-import { RunSummary, formatBytes, formatDuration } from '../common/summary';
+import { formatBytes, formatDuration, RunSummary } from '../common/summary';
 import { compareByteOrder, modelSha256 } from '../FetchModel/modelManifest';
 import type { DestinationParameters, PublishModelParameters } from './parameters';
 
@@ -34,7 +35,8 @@ function modelFiles(modelPath: string): Array<Omit<LocalFile, 'sha256' | 'md5'>>
   for (const entry of fs.readdirSync(modelPath, { recursive: true, withFileTypes: true })) {
     const absolute = path.join(entry.parentPath, entry.name);
     const real = fs.realpathSync(absolute);
-    if (real !== root && !real.startsWith(root + path.sep)) throw new TaskError(`'${absolute}' links outside the model folder; copy the file in instead.`);
+    if (real !== root && !real.startsWith(root + path.sep))
+      throw new TaskError(`'${absolute}' links outside the model folder; copy the file in instead.`);
     const s = fs.statSync(absolute);
     if (!s.isFile()) continue;
     out.push({ absolute, relative: path.relative(modelPath, absolute).split(path.sep).join('/'), sizeBytes: s.size });
@@ -60,21 +62,42 @@ export async function publishModel(params: PublishModelParameters, givenWriter?:
 
   const existing = await writer.list(prefix);
   if (existing.length && !params.overwrite) {
-    throw new TaskError(`${params.modelName} ${params.modelVersion} is already published at ${writer.uriOf(prefix)} (${existing.slice(0, 10).map((o) => o.name.slice(prefix.length)).join(', ')}${existing.length > 10 ? ', ...' : ''}). Published versions are immutable: bump modelVersion, or set overwrite to true to replace it.`);
+    throw new TaskError(
+      `${params.modelName} ${params.modelVersion} is already published at ${writer.uriOf(prefix)} (${existing
+        .slice(0, 10)
+        .map((o) => o.name.slice(prefix.length))
+        .join(
+          ', ',
+        )}${existing.length > 10 ? ', ...' : ''}). Published versions are immutable: bump modelVersion, or set overwrite to true to replace it.`,
+    );
   }
 
   console.log(`Hashing ${layout === 'file' ? params.modelPath : `the files of ${params.modelPath}`}`);
-  const files: LocalFile[] = await mapLimited(modelFiles(params.modelPath), 2, async (f) => ({ ...f, ...(await hashFile(f.absolute)) }));
-  const sha256 = modelSha256(layout, files.map((f) => ({ path: f.relative, sha256: f.sha256 })));
+  const files: LocalFile[] = await mapLimited(modelFiles(params.modelPath), 2, async (f) => ({
+    ...f,
+    ...(await hashFile(f.absolute)),
+  }));
+  const sha256 = modelSha256(
+    layout,
+    files.map((f) => ({ path: f.relative, sha256: f.sha256 })),
+  );
   const total = files.reduce((n, f) => n + f.sizeBytes, 0);
-  console.log(`Publishing ${params.modelName} ${params.modelVersion}: ${files.length} file${files.length === 1 ? '' : 's'}, ${formatBytes(total)}, sha256 ${sha256} to ${writer.uriOf(prefix)}`);
+  console.log(
+    `Publishing ${params.modelName} ${params.modelVersion}: ${files.length} file${files.length === 1 ? '' : 's'}, ${formatBytes(total)}, sha256 ${sha256} to ${writer.uriOf(prefix)}`,
+  );
 
   const progress = new ByteProgress(`Uploading ${params.modelName} ${params.modelVersion}`, total);
   const uploaded = await mapLimited(files, Math.min(4, params.concurrency), async (f) => {
     let reported = 0;
     const result = await writer.upload(prefix + f.relative, f.absolute, {
       sizeBytes: f.sizeBytes,
-      metadata: { ...params.metadata, sha256: f.sha256, modelName: params.modelName, modelVersion: params.modelVersion, modelSha256: sha256 },
+      metadata: {
+        ...params.metadata,
+        sha256: f.sha256,
+        modelName: params.modelName,
+        modelVersion: params.modelVersion,
+        modelSha256: sha256,
+      },
       tags: params.tags,
       contentType: 'application/octet-stream',
       contentMd5: f.md5,
@@ -109,11 +132,27 @@ export async function publishModel(params: PublishModelParameters, givenWriter?:
     ['FetchModel modelPath', `\`${fetchPath}\``],
     ['SHA-256', `\`${sha256}\`${layout === 'folder' ? ' (folder digest)' : ''}`],
     ['Size', `${formatBytes(total)} in ${files.length} file${files.length === 1 ? '' : 's'}`],
-    ['Tags', Object.entries(params.tags).map(([k, v]) => `${k}=${v}`).join(', ') || '(none)'],
+    [
+      'Tags',
+      Object.entries(params.tags)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ') || '(none)',
+    ],
     ['Uploaded in', formatDuration(transfer.ms)],
-    ...(existing.length ? ([['Replaced', `${existing.length} existing file${existing.length === 1 ? '' : 's'} (overwrite)${stale.length ? `, ${stale.length} removed` : ''}`]] as Array<[string, string]>) : []),
+    ...(existing.length
+      ? ([
+          [
+            'Replaced',
+            `${existing.length} existing file${existing.length === 1 ? '' : 's'} (overwrite)${stale.length ? `, ${stale.length} removed` : ''}`,
+          ],
+        ] as Array<[string, string]>)
+      : []),
   ]);
-  if (files.length > 1) summary.heading('Files').table(['Path', 'Size', 'SHA-256'], files.slice(0, 100).map((f) => [f.relative, formatBytes(f.sizeBytes), `\`${f.sha256}\``]));
+  if (files.length > 1)
+    summary.heading('Files').table(
+      ['Path', 'Size', 'SHA-256'],
+      files.slice(0, 100).map((f) => [f.relative, formatBytes(f.sizeBytes), `\`${f.sha256}\``]),
+    );
   summary.upload('publish-model-summary.md');
   return `Published ${params.modelName} ${params.modelVersion} (${formatBytes(total)}, sha256 ${sha256}) to ${modelUri}.`;
 }

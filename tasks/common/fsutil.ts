@@ -4,11 +4,18 @@ import * as path from 'node:path';
 
 /** A temp path beside the target, so the final rename stays on one filesystem and is atomic. */
 export function tempPathBeside(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.partial`);
+  return path.join(
+    path.dirname(target),
+    `.${path.basename(target)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.partial`,
+  );
 }
 
 /** Writes through a temp file and renames only when `verify` passes; on failure nothing is left. */
-export async function writeAtomically(target: string, write: (tempPath: string) => Promise<void>, verify?: (tempPath: string) => Promise<void>): Promise<void> {
+export async function writeAtomically(
+  target: string,
+  write: (tempPath: string) => Promise<void>,
+  verify?: (tempPath: string) => Promise<void>,
+): Promise<void> {
   fs.mkdirSync(path.dirname(target), { recursive: true });
   const temp = tempPathBeside(target);
   try {

@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
 import * as tl from 'azure-pipelines-task-lib/task';
+
 import { InputError } from './errors';
 import { readSecretQuietly } from './secrets';
 
@@ -23,7 +25,8 @@ export function requiredString(name: string): string {
 /** A secret-bearing input (SAS, connection string, key): registered before anything can print it. */
 export function secretString(name: string, required = false): string | undefined {
   const value = readSecretQuietly(() => tl.getInput(name, false)?.trim());
-  if (required && value === undefined) throw InputError.required(name, 'Give it from a secret variable, e.g. $(storageSas).');
+  if (required && value === undefined)
+    throw InputError.required(name, 'Give it from a secret variable, e.g. $(storageSas).');
   return value;
 }
 
@@ -71,13 +74,20 @@ export function byteSizeInput(name: string, opts: { min?: number; max?: number; 
   const scale = unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 ** 2 : unit.startsWith('g') ? 1024 ** 3 : 1;
   const n = Math.round(Number(m[1]) * scale);
   if ((opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max)) {
-    throw new InputError(name, `${value} is out of range; give a size between ${opts.min ?? 0} and ${opts.max ?? '∞'} bytes.`);
+    throw new InputError(
+      name,
+      `${value} is out of range; give a size between ${opts.min ?? 0} and ${opts.max ?? '∞'} bytes.`,
+    );
   }
   return n;
 }
 
 /** A file or folder that must exist on the agent; relative paths are taken from the working directory. */
-export function existingPath(name: string, kind: 'file' | 'directory' | 'any' = 'any', required = true): string | undefined {
+export function existingPath(
+  name: string,
+  kind: 'file' | 'directory' | 'any' = 'any',
+  required = true,
+): string | undefined {
   const value = required ? requiredString(name) : optionalString(name);
   if (value === undefined) return undefined;
   const full = path.resolve(value);

@@ -1,4 +1,5 @@
 import * as tl from 'azure-pipelines-task-lib/task';
+
 import { formatBytes } from './summary';
 
 /**
@@ -41,7 +42,9 @@ export class ByteProgress {
       const percent = Math.min(100, Math.floor((this.done / this.total) * 100));
       const eta = rate > 0 ? Math.ceil((this.total - this.done) / rate) : undefined;
       tl.setProgress(percent, this.label);
-      console.log(`${this.label}: ${formatBytes(this.done)} of ${formatBytes(this.total)} (${percent}%), ${formatBytes(rate)}/s${eta !== undefined ? `, about ${eta} s left` : ''}`);
+      console.log(
+        `${this.label}: ${formatBytes(this.done)} of ${formatBytes(this.total)} (${percent}%), ${formatBytes(rate)}/s${eta !== undefined ? `, about ${eta} s left` : ''}`,
+      );
     } else {
       console.log(`${this.label}: ${formatBytes(this.done)}, ${formatBytes(rate)}/s`);
     }

@@ -27,9 +27,21 @@ export class TransientHttpError extends Error {
 }
 
 const TRANSIENT_CODES = new Set([
-  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'ESOCKETTIMEDOUT', 'EAI_AGAIN',
-  'ENETUNREACH', 'EHOSTUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED', 'ERR_STREAM_PREMATURE_CLOSE',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ESOCKETTIMEDOUT',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
+  'ERR_STREAM_PREMATURE_CLOSE',
 ]);
 
 export function isTransientStatus(status: number): boolean {
@@ -45,7 +57,11 @@ export function isTransientError(err: unknown): boolean {
   const status = (e.statusCode ?? e.status ?? e.$metadata?.httpStatusCode) as unknown;
   if (typeof status === 'number' && isTransientStatus(status)) return true;
   if (e.name === 'AbortError' || e.name === 'TimeoutError') return true;
-  if (typeof e.message === 'string' && /socket hang up|other side closed|terminated|ECONNRESET|premature close/i.test(e.message)) return true;
+  if (
+    typeof e.message === 'string' &&
+    /socket hang up|other side closed|terminated|ECONNRESET|premature close/i.test(e.message)
+  )
+    return true;
   return e.cause !== undefined && e.cause !== err && isTransientError(e.cause);
 }
 
@@ -61,7 +77,8 @@ export function parseRetryAfter(value: string | null | undefined, now = Date.now
 /** The server's Retry-After carried by an error (ours, or the Azure SDK's RestError), in ms. */
 export function retryAfterOf(err: unknown): number | undefined {
   if (err instanceof TransientHttpError) return err.retryAfterMs;
-  const headers = (err as { response?: { headers?: { get?(n: string): string | undefined | null } } })?.response?.headers;
+  const headers = (err as { response?: { headers?: { get?(n: string): string | undefined | null } } })?.response
+    ?.headers;
   return parseRetryAfter(headers?.get?.('retry-after') ?? undefined);
 }
 
@@ -87,7 +104,9 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
     } catch (err) {
       if (attempt >= attempts || !retryable(err)) throw err;
       const delay = backoffDelay(attempt, opts, retryAfterOf(err));
-      console.log(`${opts.what ?? 'operation'} failed (attempt ${attempt}/${attempts}): ${scrub(errorMessage(err))}; retrying in ${Math.round(delay)} ms`);
+      console.log(
+        `${opts.what ?? 'operation'} failed (attempt ${attempt}/${attempts}): ${scrub(errorMessage(err))}; retrying in ${Math.round(delay)} ms`,
+      );
       await sleep(delay);
     }
   }

@@ -1,6 +1,8 @@
 import * as path from 'node:path';
+
 import * as tl from 'azure-pipelines-task-lib/task';
-import { TaskError, errorMessage } from './errors';
+
+import { errorMessage, TaskError } from './errors';
 import { scrub } from './secrets';
 
 /**

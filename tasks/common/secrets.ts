@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+
 import * as tl from 'azure-pipelines-task-lib/task';
 
 /**
@@ -35,7 +36,10 @@ const discard = new Writable({ write: (_chunk, _enc, done) => done() });
  * ("<id> auth param password = ..."). Secret values are read through this, with task-lib's
  * output stream pointed at nothing for the length of the read, and registered at once.
  */
-export function readSecretQuietly(read: () => string | undefined, register: (value: string) => void = registerSecret): string | undefined {
+export function readSecretQuietly(
+  read: () => string | undefined,
+  register: (value: string) => void = registerSecret,
+): string | undefined {
   tl.setStdStream(discard);
   let value: string | undefined;
   try {
@@ -48,7 +52,8 @@ export function readSecretQuietly(read: () => string | undefined, register: (val
 }
 
 /** Query parameters that carry credentials in URLs (SAS signatures, tokens). */
-const SECRET_QUERY = /([?&](?:sig|signature|token|access_token|code|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token)=)[^&#\s"']+/gi;
+const SECRET_QUERY =
+  /([?&](?:sig|signature|token|access_token|code|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token)=)[^&#\s"']+/gi;
 const BEARER = /(\bBearer\s+)[A-Za-z0-9\-._~+/]+=*/g;
 const ACCOUNT_KEY = /((?:AccountKey|SharedAccessSignature|password|secret)\s*[=:]\s*)[^;&\s"']+/gi;
 

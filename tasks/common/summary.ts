@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+
 import * as tl from 'azure-pipelines-task-lib/task';
+
 import { scrub } from './secrets';
 
 /** The Markdown page the run shows under "Extensions"; built up by the task and uploaded once. */
@@ -30,7 +32,10 @@ export class RunSummary {
 
   /** Two-column facts table: name, value. */
   facts(rows: Array<[string, string | number]>): this {
-    return this.table(['', ''], rows.map(([k, v]) => [`**${k}**`, v]));
+    return this.table(
+      ['', ''],
+      rows.map(([k, v]) => [`**${k}**`, v]),
+    );
   }
 
   render(): string {
@@ -39,7 +44,10 @@ export class RunSummary {
 
   /** Writes the page to the agent's temp folder and tells the agent to attach it. */
   upload(fileName: string): string {
-    const dir = tl.getVariable('Agent.TempDirectory') ?? process.env.AGENT_TEMPDIRECTORY ?? fs.mkdtempSync(path.join(os.tmpdir(), 'summary-'));
+    const dir =
+      tl.getVariable('Agent.TempDirectory') ??
+      process.env.AGENT_TEMPDIRECTORY ??
+      fs.mkdtempSync(path.join(os.tmpdir(), 'summary-'));
     fs.mkdirSync(dir, { recursive: true });
     const file = path.join(dir, fileName);
     fs.writeFileSync(file, this.render());

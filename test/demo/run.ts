@@ -16,15 +16,17 @@ import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
 import { BlobServiceClient } from '@azure/storage-blob';
-import { startAzurite, type AzuriteServer } from '../support/azurite';
+
+import { type AzuriteServer, startAzurite } from '../support/azurite';
 import { makeBaseImage, writeBaseLayout } from '../support/images';
 import { startKubeTestServer } from '../support/kube/index';
 import { buildNodeRuntimeRootfsTar } from '../support/nodeRuntimeBase';
-import { freePort, isPortFree } from '../support/ports';
 import { repoRoot } from '../support/paths';
+import { freePort, isPortFree } from '../support/ports';
 import { startRegistry, type TestRegistry } from '../support/registry';
-import { serveImage, type ImageLocation, type ServedImage } from '../support/serveImage';
+import { type ImageLocation, type ServedImage, serveImage } from '../support/serveImage';
 import { describeRun, runTask, type RunTaskOptions, type TaskRun } from '../support/taskRunner';
 import { stageSampleApp } from './serving';
 
@@ -84,7 +86,8 @@ async function stablePort(service: string): Promise<number> {
     if (!free) await new Promise((r) => setTimeout(r, 250));
   }
   const port = free && last ? last : await freePort();
-  if (last && port !== last) say(`    (${service}'s port ${last} is taken: using ${port}; names that include it will differ from the last run)`);
+  if (last && port !== last)
+    say(`    (${service}'s port ${last} is taken: using ${port}; names that include it will differ from the last run)`);
   fs.writeFileSync(file, String(port));
   return port;
 }
@@ -94,24 +97,50 @@ function which(command: string): boolean {
 }
 
 async function publishAndFetch(azurite: AzuriteServer, connectionString: string) {
-  const modelJson = JSON.parse(fs.readFileSync(path.join(sampleModelDir, 'model.json'), 'utf8')) as { name: string; version: string };
-  const storage = { authenticationType: 'connectionString', connectionString: '$(modelStoreConnection)', container: 'models', blobEndpoint: azurite.blobEndpoint };
+  const modelJson = JSON.parse(fs.readFileSync(path.join(sampleModelDir, 'model.json'), 'utf8')) as {
+    name: string;
+    version: string;
+  };
+  const storage = {
+    authenticationType: 'connectionString',
+    connectionString: '$(modelStoreConnection)',
+    container: 'models',
+    blobEndpoint: azurite.blobEndpoint,
+  };
   const secretVariables = { modelStoreConnection: connectionString };
 
   step(1, `PublishModel: ${modelJson.name} ${modelJson.version} to Azurite (${azurite.blobEndpoint})`);
   // The model store's container is made once by whoever owns the storage account, as in Azure.
   await BlobServiceClient.fromConnectionString(connectionString).getContainerClient('models').createIfNotExists();
   const publish = await runTask('PublishModel', {
-    inputs: { destination: 'azureBlob', ...storage, connectionString, modelPath: sampleModelDir, modelName: modelJson.name, modelVersion: modelJson.version, tags: 'stage=production' },
+    inputs: {
+      destination: 'azureBlob',
+      ...storage,
+      connectionString,
+      modelPath: sampleModelDir,
+      modelName: modelJson.name,
+      modelVersion: modelJson.version,
+      tags: 'stage=production',
+    },
     secretVariables,
   });
   if (publish.result === 'Succeeded') say(`    published ${publish.outputs.ModelUri}`);
-  else if (/already published/.test(publish.message)) say(`    ${modelJson.name} ${modelJson.version} is already published (published versions are immutable): reusing it`);
+  else if (/already published/.test(publish.message))
+    say(
+      `    ${modelJson.name} ${modelJson.version} is already published (published versions are immutable): reusing it`,
+    );
   else throw new Error(`PublishModel failed: ${describeRun(publish)}`);
 
   step(2, 'FetchModel: the highest published version, verified by SHA-256');
   const fetched = await task('FetchModel', {
-    inputs: { source: 'azureBlob', ...storage, connectionString, modelPath: `${modelJson.name}/`, versionSelector: 'semver', targetPath: path.join(work, 'model') },
+    inputs: {
+      source: 'azureBlob',
+      ...storage,
+      connectionString,
+      modelPath: `${modelJson.name}/`,
+      versionSelector: 'semver',
+      targetPath: path.join(work, 'model'),
+    },
     secretVariables,
   });
   return fetched.outputs;
@@ -145,13 +174,20 @@ async function bake(model: Record<string, string>): Promise<Baked> {
     user: '1000:1000',
     compression: 'gzip',
   };
-  const registryUsable = useRegistry && fs.existsSync('/usr/bin/docker-registry') && which('skopeo') && which('htpasswd');
+  const registryUsable =
+    useRegistry && fs.existsSync('/usr/bin/docker-registry') && which('skopeo') && which('htpasswd');
   if (!registryUsable) return bakeIntoLayout(model, baseTar, common);
   // The registry's password is made on the first run and kept with its storage, as a real one's would be.
   const passwordFile = path.join(work, 'registry.password');
-  if (!fs.existsSync(passwordFile)) fs.writeFileSync(passwordFile, crypto.randomBytes(16).toString('hex'), { mode: 0o600 });
+  if (!fs.existsSync(passwordFile))
+    fs.writeFileSync(passwordFile, crypto.randomBytes(16).toString('hex'), { mode: 0o600 });
   const password = fs.readFileSync(passwordFile, 'utf8').trim();
-  const registry = await startRegistry({ storageDir: path.join(work, 'registry'), username: 'demo', password, port: await stablePort('registry') });
+  const registry = await startRegistry({
+    storageDir: path.join(work, 'registry'),
+    username: 'demo',
+    password,
+    port: await stablePort('registry'),
+  });
   cleanups.push(() => registry.stop());
   say(`    local registry on ${registry.host} (htpasswd auth)`);
   const baseRef = `${registry.host}/runtime/node:20`;
@@ -161,13 +197,33 @@ async function bake(model: Record<string, string>): Promise<Baked> {
   const tarDigest = crypto.createHash('sha256').update(fs.readFileSync(baseTar)).digest('hex');
   if (baseDigestFile !== tarDigest) {
     say('    pushing the base image with skopeo');
-    await makeBaseImage(registry, { repository: 'runtime/node', tag: '20', rootfsTar: baseTar, config: { Env: ['PATH=/usr/local/bin:/usr/bin:/bin'], Cmd: ['/usr/local/bin/node'] } });
+    await makeBaseImage(registry, {
+      repository: 'runtime/node',
+      tag: '20',
+      rootfsTar: baseTar,
+      config: { Env: ['PATH=/usr/local/bin:/usr/bin:/bin'], Cmd: ['/usr/local/bin/node'] },
+    });
     fs.writeFileSync(baseMarker, tarDigest);
   } else say('    base image: already in the registry');
 
   const run = await task('BakeModelImage', {
-    inputs: { connectionType: 'dockerRegistry', dockerRegistryServiceConnection: 'demo-registry', repository: `${registry.host}/ml/sample-scoring`, baseImage: baseRef, baseRegistryConnection: 'demo-registry', tags: `demo\n${model.ModelVersion}`, ...common },
-    endpoints: [{ id: 'demo-registry', url: `http://${registry.host}`, scheme: 'UsernamePassword', auth: { registry: `http://${registry.host}`, username: registry.username, password: registry.password } }],
+    inputs: {
+      connectionType: 'dockerRegistry',
+      dockerRegistryServiceConnection: 'demo-registry',
+      repository: `${registry.host}/ml/sample-scoring`,
+      baseImage: baseRef,
+      baseRegistryConnection: 'demo-registry',
+      tags: `demo\n${model.ModelVersion}`,
+      ...common,
+    },
+    endpoints: [
+      {
+        id: 'demo-registry',
+        url: `http://${registry.host}`,
+        scheme: 'UsernamePassword',
+        auth: { registry: `http://${registry.host}`, username: registry.username, password: registry.password },
+      },
+    ],
   });
   say(`    ${run.outputs.ImageRef} (uploaded ${run.outputs.BytesUploaded} bytes, skipped ${run.outputs.BytesSkipped})`);
   return { imageRef: run.outputs.ImageRef, digest: run.outputs.ImageDigest, registry };
@@ -177,24 +233,47 @@ async function bake(model: Record<string, string>): Promise<Baked> {
  * Without a registry (docker-registry, skopeo or htpasswd missing) the base comes from an OCI
  * layout folder and the baked image goes into one: connection type None, nothing pushed.
  */
-async function bakeIntoLayout(model: Record<string, string>, baseTar: string, common: Record<string, string>): Promise<Baked> {
-  say(`    ${useRegistry ? 'docker-registry, skopeo or htpasswd is not installed' : '--no-registry'}: baking from and into OCI image layout folders, with no registry`);
+async function bakeIntoLayout(
+  model: Record<string, string>,
+  baseTar: string,
+  common: Record<string, string>,
+): Promise<Baked> {
+  say(
+    `    ${useRegistry ? 'docker-registry, skopeo or htpasswd is not installed' : '--no-registry'}: baking from and into OCI image layout folders, with no registry`,
+  );
   const baseLayout = path.join(work, 'base', 'layout');
   if (!fs.existsSync(path.join(baseLayout, 'index.json'))) {
-    await writeBaseLayout(baseLayout, { tag: '20', rootfsTar: baseTar, config: { Env: ['PATH=/usr/local/bin:/usr/bin:/bin'], Cmd: ['/usr/local/bin/node'] } });
+    await writeBaseLayout(baseLayout, {
+      tag: '20',
+      rootfsTar: baseTar,
+      config: { Env: ['PATH=/usr/local/bin:/usr/bin:/bin'], Cmd: ['/usr/local/bin/node'] },
+    });
   }
   const layout = path.join(work, 'image-layout');
   fs.rmSync(layout, { recursive: true, force: true });
   const run = await task('BakeModelImage', {
-    inputs: { connectionType: 'none', baseImage: `oci:${baseLayout}:20`, outputLayout: layout, tags: `demo\n${model.ModelVersion}`, ...common },
+    inputs: {
+      connectionType: 'none',
+      baseImage: `oci:${baseLayout}:20`,
+      outputLayout: layout,
+      tags: `demo\n${model.ModelVersion}`,
+      ...common,
+    },
   });
   say(`    ${run.outputs.ImageRef} (${run.outputs.ImageDigest})`);
   return { imageRef: run.outputs.ImageRef, digest: run.outputs.ImageDigest, layout };
 }
 
 async function serveLocally(baked: Baked): Promise<ServedImage> {
-  const location: ImageLocation = baked.registry ? { registry: baked.registry, ref: baked.imageRef } : { layout: baked.layout!, tag: 'demo' };
-  const served = await serveImage(location, { workDir: work, usePodman, say, env: { OCI_IMAGE_DIGEST: baked.digest, OCI_IMAGE_REF: baked.imageRef } });
+  const location: ImageLocation = baked.registry
+    ? { registry: baked.registry, ref: baked.imageRef }
+    : { layout: baked.layout!, tag: 'demo' };
+  const served = await serveImage(location, {
+    workDir: work,
+    usePodman,
+    say,
+    env: { OCI_IMAGE_DIGEST: baked.digest, OCI_IMAGE_REF: baked.imageRef },
+  });
   cleanups.push(() => served.stop());
   return served;
 }
@@ -221,13 +300,24 @@ async function deploy(baked: Baked, model: Record<string, string>): Promise<Serv
     step(4, `DeployToAKS: to the cluster KUBECONFIG names (${process.env.KUBECONFIG})`);
     const kubeconfig = fs.readFileSync(process.env.KUBECONFIG, 'utf8');
     const run = await task('DeployToAKS', {
-      inputs: { connectionType: 'kubernetesServiceConnection', kubernetesServiceConnection: 'demo-cluster', ...deployInputs },
-      endpoints: [{ id: 'demo-cluster', scheme: 'Kubernetes', auth: { kubeconfig }, data: { authorizationType: 'Kubeconfig' } }],
+      inputs: {
+        connectionType: 'kubernetesServiceConnection',
+        kubernetesServiceConnection: 'demo-cluster',
+        ...deployInputs,
+      },
+      endpoints: [
+        { id: 'demo-cluster', scheme: 'Kubernetes', auth: { kubeconfig }, data: { authorizationType: 'Kubeconfig' } },
+      ],
     });
     say(`    ${run.outputs.DeployedImage} at ${run.outputs.ServiceEndpoint || '(no external endpoint)'}`);
     say('    note: the cluster must be able to pull from the registry the image was pushed to');
   }
-  step(4, process.env.KUBECONFIG ? 'serving the baked image locally as well, to score it' : 'KUBECONFIG is not set: serving the baked image locally, and deploying it to the embedded Kubernetes API test server');
+  step(
+    4,
+    process.env.KUBECONFIG
+      ? 'serving the baked image locally as well, to score it'
+      : 'KUBECONFIG is not set: serving the baked image locally, and deploying it to the embedded Kubernetes API test server',
+  );
   const served = await serveLocally(baked);
   say(`    serving at ${served.url} from ${served.how}`);
   if (!process.env.KUBECONFIG) {
@@ -235,23 +325,42 @@ async function deploy(baked: Baked, model: Record<string, string>): Promise<Serv
     cleanups.push(() => kube.stop());
     kube.setServiceBackend('model-delivery-demo', 'sample-scoring', served.url);
     const run = await task('DeployToAKS', {
-      inputs: { connectionType: 'kubernetesServiceConnection', kubernetesServiceConnection: 'demo-cluster', ...deployInputs },
-      endpoints: [{ id: 'demo-cluster', scheme: 'Kubernetes', auth: { kubeconfig: kube.kubeconfig }, data: { authorizationType: 'Kubeconfig' } }],
+      inputs: {
+        connectionType: 'kubernetesServiceConnection',
+        kubernetesServiceConnection: 'demo-cluster',
+        ...deployInputs,
+      },
+      endpoints: [
+        {
+          id: 'demo-cluster',
+          scheme: 'Kubernetes',
+          auth: { kubeconfig: kube.kubeconfig },
+          data: { authorizationType: 'Kubeconfig' },
+        },
+      ],
     });
-    say(`    revision ${run.outputs.Revision}: ${run.outputs.DeployedImage}; smoke test went through the API server's service proxy to the served image`);
+    say(
+      `    revision ${run.outputs.Revision}: ${run.outputs.DeployedImage}; smoke test went through the API server's service proxy to the served image`,
+    );
   }
   return served;
 }
 
 function sampleRequest(): { body: unknown; expected?: unknown } {
-  const samples = JSON.parse(fs.readFileSync(path.join(sampleModelDir, 'samples.json'), 'utf8')) as { requests: Array<{ body: unknown; expected?: unknown }> };
+  const samples = JSON.parse(fs.readFileSync(path.join(sampleModelDir, 'samples.json'), 'utf8')) as {
+    requests: Array<{ body: unknown; expected?: unknown }>;
+  };
   return samples.requests[0];
 }
 
 async function score(served: ServedImage, baked: Baked): Promise<void> {
   step(5, `scoring request to ${served.url}/score`);
   const request = sampleRequest();
-  const res = await fetch(`${served.url}/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request.body) });
+  const res = await fetch(`${served.url}/score`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(request.body),
+  });
   const answer = (await res.json()) as { outputs: Record<string, unknown>; model: { name: string; version: string } };
   if (!res.ok) throw new Error(`scoring answered ${res.status}: ${JSON.stringify(answer)}`);
   const info = (await (await fetch(`${served.url}/model`)).json()) as { sha256?: string };
@@ -261,7 +370,9 @@ async function score(served: ServedImage, baked: Baked): Promise<void> {
   say(`    image:    ${baked.imageRef}`);
   say(`\nDone in ${elapsed()}. A second run reuses what is cached under ${path.relative(repoRoot, work) || work}/.`);
   // The last line, for scripts and CI: one JSON object with what was scored.
-  console.log(`DEMO_RESULT ${JSON.stringify({ outputs: answer.outputs, model: answer.model, imageRef: baked.imageRef, digest: baked.digest, seconds: (Date.now() - started) / 1000 })}`);
+  console.log(
+    `DEMO_RESULT ${JSON.stringify({ outputs: answer.outputs, model: answer.model, imageRef: baked.imageRef, digest: baked.digest, seconds: (Date.now() - started) / 1000 })}`,
+  );
 }
 
 async function main(): Promise<void> {

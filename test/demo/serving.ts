@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
 import { repoRoot } from '../support/paths';
 
 const sampleApp = path.join(repoRoot, 'sample-app');
@@ -27,7 +28,8 @@ function sampleAppFingerprint(): string {
  * `npm ci --omit=dev` stage makes), reusing the last copy when nothing changed.
  */
 export async function stageSampleApp(dir: string, say: (line: string) => void): Promise<string> {
-  if (!fs.existsSync(path.join(sampleApp, 'dist', 'main.js'))) throw new Error('sample-app/dist is missing: run npm run build');
+  if (!fs.existsSync(path.join(sampleApp, 'dist', 'main.js')))
+    throw new Error('sample-app/dist is missing: run npm run build');
   const fingerprint = sampleAppFingerprint();
   const stamp = path.join(dir, '.staged');
   if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === fingerprint) {
@@ -41,7 +43,11 @@ export async function stageSampleApp(dir: string, say: (line: string) => void): 
     fs.cpSync(path.join(sampleApp, item), path.join(dir, item), { recursive: true, verbatimSymlinks: true });
   }
   // Offline: prune works from the lockfile and removes what only development needs.
-  execFileSync('npm', ['prune', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--offline'], { cwd: dir, stdio: 'ignore', env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' } });
+  execFileSync('npm', ['prune', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--offline'], {
+    cwd: dir,
+    stdio: 'ignore',
+    env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' },
+  });
   fs.writeFileSync(path.join(dir, '.dockerignore'), '.staged\n');
   fs.writeFileSync(stamp, fingerprint);
   return dir;

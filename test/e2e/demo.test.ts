@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
 import { AZURITE_KEY } from '../support/azurite';
 import { makeTempDir, repoRoot } from '../support/paths';
 
@@ -22,11 +23,15 @@ interface DemoResult {
 
 function runDemo(workDir: string, flags: string[] = []): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'test', 'demo', 'run.ts'), ...flags], {
-      cwd: repoRoot,
-      env: { ...process.env, MODEL_DELIVERY_DEMO_DIR: workDir, KUBECONFIG: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(repoRoot, 'test', 'demo', 'run.ts'), ...flags],
+      {
+        cwd: repoRoot,
+        env: { ...process.env, MODEL_DELIVERY_DEMO_DIR: workDir, KUBECONFIG: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let output = '';
     child.stdout.on('data', (c) => (output += c));
     child.stderr.on('data', (c) => (output += c));
@@ -39,13 +44,19 @@ function runDemo(workDir: string, flags: string[] = []): Promise<{ code: number 
   });
 }
 
-const samples = () => JSON.parse(fs.readFileSync(path.join(repoRoot, 'sample-app', 'models', 'sample-classifier', 'samples.json'), 'utf8'));
+const samples = () =>
+  JSON.parse(fs.readFileSync(path.join(repoRoot, 'sample-app', 'models', 'sample-classifier', 'samples.json'), 'utf8'));
 
 function assertExpectedAnswer(result: DemoResult): void {
   const expected = samples().requests[0].expected;
   assert.deepEqual(result.model, { name: 'sample-classifier', version: '1.0.0' });
   assert.deepEqual(result.outputs.label, expected.label);
-  result.outputs.probabilities[0].forEach((p, i) => assert.ok(Math.abs(p - expected.probabilities[0][i]) < 1e-5, `probability ${i}: ${p} vs ${expected.probabilities[0][i]}`));
+  result.outputs.probabilities[0].forEach((p, i) =>
+    assert.ok(
+      Math.abs(p - expected.probabilities[0][i]) < 1e-5,
+      `probability ${i}: ${p} vs ${expected.probabilities[0][i]}`,
+    ),
+  );
 }
 
 function resultOf(output: string): DemoResult {
@@ -56,7 +67,9 @@ function resultOf(output: string): DemoResult {
 
 describe('the whole flow, as the README runs it (npm start)', function () {
   this.timeout(900_000);
-  const prerequisites = ['/usr/bin/docker-registry', path.join(repoRoot, 'sample-app', 'dist', 'main.js')].filter((f) => !fs.existsSync(f));
+  const prerequisites = ['/usr/bin/docker-registry', path.join(repoRoot, 'sample-app', 'dist', 'main.js')].filter(
+    (f) => !fs.existsSync(f),
+  );
   let workDir: string;
   let first: { code: number | null; output: string };
   let second: { code: number | null; output: string };
@@ -69,7 +82,9 @@ describe('the whole flow, as the README runs it (npm start)', function () {
     workDir = makeTempDir('demo-e2e-');
     first = await runDemo(workDir);
     second = await runDemo(workDir);
-    console.log(`      first run ${resultOf(first.output).seconds.toFixed(1)} s, cached second run ${resultOf(second.output).seconds.toFixed(1)} s`);
+    console.log(
+      `      first run ${resultOf(first.output).seconds.toFixed(1)} s, cached second run ${resultOf(second.output).seconds.toFixed(1)} s`,
+    );
   });
   after(() => workDir && fs.rmSync(workDir, { recursive: true, force: true }));
 
@@ -78,7 +93,14 @@ describe('the whole flow, as the README runs it (npm start)', function () {
     const result = resultOf(first.output);
     assertExpectedAnswer(result);
     assert.match(result.imageRef, /^127\.0\.0\.1:\d+\/ml\/sample-scoring@sha256:[0-9a-f]{64}$/);
-    for (const stepTitle of ['[1/5] PublishModel', '[2/5] FetchModel', '[3/5] BakeModelImage', '[4/5]', '[5/5] scoring request']) assert.ok(first.output.includes(stepTitle), stepTitle);
+    for (const stepTitle of [
+      '[1/5] PublishModel',
+      '[2/5] FetchModel',
+      '[3/5] BakeModelImage',
+      '[4/5]',
+      '[5/5] scoring request',
+    ])
+      assert.ok(first.output.includes(stepTitle), stepTitle);
     assert.match(first.output, /DeployToAKS succeeded/);
     assert.match(first.output, /POST \/score: 200/, 'the deploy smoke test scored through the API server proxy');
   });

@@ -2,7 +2,9 @@ import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
 import JSZip from 'jszip';
+
 import { makeTempDir, repoRoot } from '../support/paths';
 import { describeRun, runTask } from '../support/taskRunner';
 
@@ -31,8 +33,11 @@ interface TaskJson {
 }
 
 const extension = JSON.parse(fs.readFileSync(path.join(repoRoot, 'vss-extension.json'), 'utf8'));
-const taskNames: string[] = extension.contributions.filter((c: { type: string }) => c.type === 'ms.vss-distributed-task.task').map((c: { properties: { name: string } }) => c.properties.name);
-const readTaskJson = (name: string): TaskJson => JSON.parse(fs.readFileSync(path.join(repoRoot, 'tasks', name, 'task.json'), 'utf8'));
+const taskNames: string[] = extension.contributions
+  .filter((c: { type: string }) => c.type === 'ms.vss-distributed-task.task')
+  .map((c: { properties: { name: string } }) => c.properties.name);
+const readTaskJson = (name: string): TaskJson =>
+  JSON.parse(fs.readFileSync(path.join(repoRoot, 'tasks', name, 'task.json'), 'utf8'));
 
 /** All TypeScript a task bundles from its own folder and tasks/common. */
 function sourcesOf(task: string): string {
@@ -57,19 +62,30 @@ describe('extension package', function () {
 
   before(async () => {
     outDir = makeTempDir('vsix-');
-    execFileSync(process.execPath, [path.join(repoRoot, '.ci', 'package.mjs'), '--output-path', outDir], { cwd: repoRoot, stdio: 'pipe' });
-    vsixPath = path.join(outDir, fs.readdirSync(outDir).find((f) => f.endsWith('.vsix'))!);
+    execFileSync(process.execPath, [path.join(repoRoot, '.ci', 'package.mjs'), '--output-path', outDir], {
+      cwd: repoRoot,
+      stdio: 'pipe',
+    });
+    vsixPath = path.join(
+      outDir,
+      fs.readdirSync(outDir).find((f) => f.endsWith('.vsix'))!,
+    );
     zip = await JSZip.loadAsync(fs.readFileSync(vsixPath));
   });
   after(() => fs.rmSync(outDir, { recursive: true, force: true }));
 
   it('holds the manifest, icon, overview and each task bundled in one file, and no node_modules', () => {
     const names = Object.keys(zip.files);
-    for (const required of ['extension.vsixmanifest', 'extension.vsomanifest', 'images/icon.png', 'overview.md']) assert.ok(names.includes(required), `${required} missing from the .vsix`);
+    for (const required of ['extension.vsixmanifest', 'extension.vsomanifest', 'images/icon.png', 'overview.md'])
+      assert.ok(names.includes(required), `${required} missing from the .vsix`);
     for (const task of taskNames) {
-      for (const file of ['task.json', 'index.js', 'icon.png']) assert.ok(names.includes(`${task}/${file}`), `${task}/${file} missing from the .vsix`);
+      for (const file of ['task.json', 'index.js', 'icon.png'])
+        assert.ok(names.includes(`${task}/${file}`), `${task}/${file} missing from the .vsix`);
     }
-    assert.deepEqual(names.filter((n) => /node_modules|\.taskkey|\.ts$|\.map$/.test(n)), []);
+    assert.deepEqual(
+      names.filter((n) => /node_modules|\.taskkey|\.ts$|\.map$/.test(n)),
+      [],
+    );
     const size = fs.statSync(vsixPath).size;
     console.log(`      .vsix size: ${(size / 1024).toFixed(0)} KiB, ${names.length} entries`);
     assert.ok(size < 10 * 1024 * 1024, `.vsix is ${size} bytes; it should stay small`);
@@ -80,10 +96,26 @@ describe('extension package', function () {
     assert.match(vsixManifest, /Model Delivery for Azure Pipelines/);
     const overridden = makeTempDir('vsix-override-');
     try {
-      execFileSync(process.execPath, [path.join(repoRoot, '.ci', 'package.mjs'), '--output-path', overridden, '--publisher', 'contoso', '--extension-id', 'model-delivery-private'], { cwd: repoRoot, stdio: 'pipe' });
+      execFileSync(
+        process.execPath,
+        [
+          path.join(repoRoot, '.ci', 'package.mjs'),
+          '--output-path',
+          overridden,
+          '--publisher',
+          'contoso',
+          '--extension-id',
+          'model-delivery-private',
+        ],
+        { cwd: repoRoot, stdio: 'pipe' },
+      );
       const file = fs.readdirSync(overridden).find((f) => f.endsWith('.vsix'))!;
       assert.equal(file, `contoso.model-delivery-private-${extension.version}.vsix`);
-      const manifest = await (await JSZip.loadAsync(fs.readFileSync(path.join(overridden, file)))).file('extension.vsixmanifest')!.async('string');
+      const manifest = await (
+        await JSZip.loadAsync(fs.readFileSync(path.join(overridden, file)))
+      )
+        .file('extension.vsixmanifest')!
+        .async('string');
       assert.match(manifest, /Publisher="contoso"/);
     } finally {
       fs.rmSync(overridden, { recursive: true, force: true });
@@ -124,19 +156,28 @@ describe('task.json contracts', () => {
 
       it('has help on every input, real groups, and visibleRules that name real inputs', () => {
         assert.equal(inputNames.size, task.inputs.length, 'input names are unique');
-        const rules = [...task.inputs.map((i) => [i.name, i.visibleRule]), ...(task.groups ?? []).map((g) => [`group ${g.name}`, g.visibleRule])] as Array<[string, string | undefined]>;
+        const rules = [
+          ...task.inputs.map((i) => [i.name, i.visibleRule]),
+          ...(task.groups ?? []).map((g) => [`group ${g.name}`, g.visibleRule]),
+        ] as Array<[string, string | undefined]>;
         for (const [owner, rule] of rules) {
           if (!rule) continue;
-          assert.ok(!(rule.includes('&&') && rule.includes('||')), `${owner}'s visibleRule mixes && and ||, which Azure Pipelines does not evaluate`);
+          assert.ok(
+            !(rule.includes('&&') && rule.includes('||')),
+            `${owner}'s visibleRule mixes && and ||, which Azure Pipelines does not evaluate`,
+          );
           for (const clause of rule.split(/\s*(?:&&|\|\|)\s*/)) {
-            const referenced = clause.trim().split(/\s*(?:==|!=|=|<=|>=|<|>|NotEndsWith|EndsWith|NotContains|Contains)\s*/)[0];
+            const referenced = clause
+              .trim()
+              .split(/\s*(?:==|!=|=|<=|>=|<|>|NotEndsWith|EndsWith|NotContains|Contains)\s*/)[0];
             assert.ok(inputNames.has(referenced), `${owner}'s visibleRule names unknown input '${referenced}'`);
           }
         }
         for (const input of task.inputs) {
           assert.ok(input.helpMarkDown && input.helpMarkDown.length > 10, `${input.name} needs helpMarkDown`);
           assert.ok(input.label, `${input.name} needs a label`);
-          if (input.groupName) assert.ok(groupNames.has(input.groupName), `${input.name} is in unknown group ${input.groupName}`);
+          if (input.groupName)
+            assert.ok(groupNames.has(input.groupName), `${input.name} is in unknown group ${input.groupName}`);
         }
       });
 
@@ -148,18 +189,33 @@ describe('task.json contracts', () => {
           .map((m) => path.resolve(path.dirname(paramsFile), `${m[1]}.ts`))
           .filter((f) => fs.existsSync(f) && !f.endsWith(path.join('common', 'inputs.ts')));
         const params = [own, ...imported.map((f) => fs.readFileSync(f, 'utf8'))].join('\n');
-        const read = new Set([...params.matchAll(/\b(?:optionalString|requiredString|secretString|enumInput|booleanInput|integerInput|byteSizeInput|existingPath|listInput|mapInput|connectionInput)\(\s*'([^']+)'/g)].map((m) => m[1]));
-        for (const r of read) assert.ok(inputNames.has(r), `parameters.ts reads '${r}', which task.json does not declare`);
-        for (const i of inputNames) assert.ok(read.has(i) || params.includes(`'${i}'`), `task.json declares '${i}', which parameters.ts never reads`);
+        const read = new Set(
+          [
+            ...params.matchAll(
+              /\b(?:optionalString|requiredString|secretString|enumInput|booleanInput|integerInput|byteSizeInput|existingPath|listInput|mapInput|connectionInput)\(\s*'([^']+)'/g,
+            ),
+          ].map((m) => m[1]),
+        );
+        for (const r of read)
+          assert.ok(inputNames.has(r), `parameters.ts reads '${r}', which task.json does not declare`);
+        for (const i of inputNames)
+          assert.ok(
+            read.has(i) || params.includes(`'${i}'`),
+            `task.json declares '${i}', which parameters.ts never reads`,
+          );
       });
 
       it('has every tl.loc key in messages', () => {
-        for (const m of sources.matchAll(/tl\.loc\(\s*'([^']+)'/g)) assert.ok(task.messages?.[m[1]], `tl.loc('${m[1]}') has no message in task.json`);
+        for (const m of sources.matchAll(/tl\.loc\(\s*'([^']+)'/g))
+          assert.ok(task.messages?.[m[1]], `tl.loc('${m[1]}') has no message in task.json`);
       });
 
       it('sets every output variable it declares', () => {
         for (const output of task.outputVariables ?? []) {
-          assert.ok(new RegExp(`setOutput\\(\\s*'${output.name}'`).test(sources) || sources.includes(`'${output.name}'`), `output ${output.name} is never set`);
+          assert.ok(
+            new RegExp(`setOutput\\(\\s*'${output.name}'`).test(sources) || sources.includes(`'${output.name}'`),
+            `output ${output.name} is never set`,
+          );
         }
       });
     });
@@ -173,7 +229,11 @@ describe('bundled tasks start as the agent starts them', () => {
         const run = await runTask(name, { node, inputs: {} });
         assert.equal(run.result, 'Failed', describeRun(run));
         assert.match(run.message, /^Input required: \w+/, describeRun(run));
-        assert.equal(run.exitCode, 0, 'the agent reads the result from task.complete; the process itself exits normally');
+        assert.equal(
+          run.exitCode,
+          0,
+          'the agent reads the result from task.complete; the process itself exits normally',
+        );
         assert.equal(run.stderr, '', 'nothing on stderr');
       });
     }

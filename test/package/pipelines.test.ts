@@ -1,7 +1,9 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
 import * as yaml from 'js-yaml';
+
 import { repoRoot } from '../support/paths';
 
 /**
@@ -10,8 +12,22 @@ import { repoRoot } from '../support/paths';
  * lists get one of their options.
  */
 
-interface TaskInput { name: string; type: string; required?: boolean; defaultValue?: string; visibleRule?: string; groupName?: string; options?: Record<string, string> }
-interface TaskJson { id: string; name: string; version: { Major: number }; inputs: TaskInput[]; groups?: Array<{ name: string; visibleRule?: string }> }
+interface TaskInput {
+  name: string;
+  type: string;
+  required?: boolean;
+  defaultValue?: string;
+  visibleRule?: string;
+  groupName?: string;
+  options?: Record<string, string>;
+}
+interface TaskJson {
+  id: string;
+  name: string;
+  version: { Major: number };
+  inputs: TaskInput[];
+  groups?: Array<{ name: string; visibleRule?: string }>;
+}
 
 const tasks = new Map<string, TaskJson>();
 for (const name of fs.readdirSync(path.join(repoRoot, 'tasks'))) {
@@ -27,7 +43,9 @@ function visible(rule: string | undefined, values: Record<string, string>): bool
     if (!m) throw new Error(`cannot read visibleRule clause '${clause}'`);
     const actual = values[m[1]] ?? '';
     const expected = m[3].replace(/^"(.*)"$/, '$1');
-    return m[2] === '=' ? actual.toLowerCase() === expected.toLowerCase() : actual.toLowerCase() !== expected.toLowerCase();
+    return m[2] === '='
+      ? actual.toLowerCase() === expected.toLowerCase()
+      : actual.toLowerCase() !== expected.toLowerCase();
   };
   if (rule.includes('||')) return rule.split('||').some(evalClause);
   return rule.split('&&').every(evalClause);
@@ -40,11 +58,17 @@ function checkTaskUse(where: string, task: TaskJson, given: Record<string, strin
   for (const input of task.inputs) values[input.name] = given[input.name] ?? input.defaultValue ?? '';
   const groups = new Map((task.groups ?? []).map((g) => [g.name, g]));
   for (const input of task.inputs) {
-    const shown = visible(input.visibleRule, values) && visible(input.groupName ? groups.get(input.groupName)?.visibleRule : undefined, values);
+    const shown =
+      visible(input.visibleRule, values) &&
+      visible(input.groupName ? groups.get(input.groupName)?.visibleRule : undefined, values);
     if (!shown) continue;
-    if (input.required && !input.defaultValue) assert.ok(given[input.name], `${where}: ${task.name} needs '${input.name}'`);
+    if (input.required && !input.defaultValue)
+      assert.ok(given[input.name], `${where}: ${task.name} needs '${input.name}'`);
     if (input.type === 'pickList' && input.options && given[input.name] && !given[input.name].includes('$(')) {
-      assert.ok(Object.keys(input.options).includes(given[input.name]), `${where}: ${task.name} '${input.name}' must be one of ${Object.keys(input.options).join(', ')}`);
+      assert.ok(
+        Object.keys(input.options).includes(given[input.name]),
+        `${where}: ${task.name} '${input.name}' must be one of ${Object.keys(input.options).join(', ')}`,
+      );
     }
   }
 }
@@ -54,7 +78,8 @@ function yamlTaskSteps(node: unknown, found: Array<{ task: string; inputs: Recor
   if (Array.isArray(node)) node.forEach((n) => yamlTaskSteps(n, found));
   else if (node && typeof node === 'object') {
     const obj = node as Record<string, unknown>;
-    if (typeof obj.task === 'string') found.push({ task: obj.task, inputs: (obj.inputs as Record<string, unknown>) ?? {} });
+    if (typeof obj.task === 'string')
+      found.push({ task: obj.task, inputs: (obj.inputs as Record<string, unknown>) ?? {} });
     Object.values(obj).forEach((v) => yamlTaskSteps(v, found));
   }
   return found;
@@ -71,7 +96,11 @@ describe('sample pipelines', () => {
       for (const step of ours) {
         const [name, major] = step.task.split('@');
         const task = tasks.get(name)!;
-        assert.equal(Number(major), task.version.Major, `${file}: ${step.task} but the task's major version is ${task.version.Major}`);
+        assert.equal(
+          Number(major),
+          task.version.Major,
+          `${file}: ${step.task} but the task's major version is ${task.version.Major}`,
+        );
         checkTaskUse(file, task, Object.fromEntries(Object.entries(step.inputs).map(([k, v]) => [k, String(v)])));
       }
     });
@@ -79,11 +108,17 @@ describe('sample pipelines', () => {
 
   for (const doc of ['README.md', path.join('docs', 'overview.md')]) {
     it(`the YAML examples in ${doc} use our tasks as their task.json defines them`, () => {
-      const blocks = [...fs.readFileSync(path.join(repoRoot, doc), 'utf8').matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]);
+      const blocks = [...fs.readFileSync(path.join(repoRoot, doc), 'utf8').matchAll(/```yaml\n([\s\S]*?)```/g)].map(
+        (m) => m[1],
+      );
       assert.ok(blocks.length > 0, `${doc} has no YAML example`);
       for (const block of blocks) {
         for (const step of yamlTaskSteps(yaml.load(block)).filter((s) => tasks.has(s.task.split('@')[0]))) {
-          checkTaskUse(doc, tasks.get(step.task.split('@')[0])!, Object.fromEntries(Object.entries(step.inputs).map(([k, v]) => [k, String(v)])));
+          checkTaskUse(
+            doc,
+            tasks.get(step.task.split('@')[0])!,
+            Object.fromEntries(Object.entries(step.inputs).map(([k, v]) => [k, String(v)])),
+          );
         }
       }
     });
@@ -92,7 +127,9 @@ describe('sample pipelines', () => {
   it('the classic release definition refers to our tasks by GUID and sets their inputs correctly', () => {
     const definition = JSON.parse(fs.readFileSync(path.join(pipelinesDir, 'classic-release-definition.json'), 'utf8'));
     const byId = new Map([...tasks.values()].map((t) => [t.id, t]));
-    const steps = definition.environments.flatMap((e: { deployPhases: Array<{ workflowTasks: unknown[] }> }) => e.deployPhases.flatMap((p) => p.workflowTasks)) as Array<{ taskId: string; version: string; inputs: Record<string, string> }>;
+    const steps = definition.environments.flatMap((e: { deployPhases: Array<{ workflowTasks: unknown[] }> }) =>
+      e.deployPhases.flatMap((p) => p.workflowTasks),
+    ) as Array<{ taskId: string; version: string; inputs: Record<string, string> }>;
     assert.ok(steps.length >= 3);
     for (const step of steps) {
       const task = byId.get(step.taskId);

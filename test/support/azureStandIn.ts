@@ -14,6 +14,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+
 import { makeServerCertificates } from './kube/certs';
 import { makeTempDir } from './paths';
 
@@ -117,7 +118,12 @@ function decodeJwt(token: string): DecodedJwt | undefined {
 function verifyJwt(jwt: DecodedJwt, key: crypto.KeyObject): boolean {
   if (jwt.header.alg === 'RS256') return crypto.verify('sha256', Buffer.from(jwt.signingInput), key, jwt.signature);
   if (jwt.header.alg === 'PS256') {
-    return crypto.verify('sha256', Buffer.from(jwt.signingInput), { key, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, jwt.signature);
+    return crypto.verify(
+      'sha256',
+      Buffer.from(jwt.signingInput),
+      { key, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 },
+      jwt.signature,
+    );
   }
   return false;
 }
@@ -170,7 +176,12 @@ export async function startAzureStandIn(options: AzureStandInOptions): Promise<A
   /** An Entra v1 access token for Blob Storage; Azurite checks its issuer, audience and lifetime. */
   const storageToken = (clientId: string, clientAuth: string | undefined): string => {
     const now = Math.floor(Date.now() / 1000);
-    const objectId = crypto.createHash('sha256').update(clientId).digest('hex').slice(0, 32).replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
+    const objectId = crypto
+      .createHash('sha256')
+      .update(clientId)
+      .digest('hex')
+      .slice(0, 32)
+      .replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
     return signJwt(
       {
         aud: 'https://storage.azure.com',
@@ -202,7 +213,11 @@ export async function startAzureStandIn(options: AzureStandInOptions): Promise<A
 
       if (u.pathname === '/common/discovery/instance' || u.pathname === `/${tenant}/discovery/instance`) {
         const host = new URL(url).host;
-        return json(res, 200, { tenant_discovery_endpoint: `${url}/${tenant}/v2.0/.well-known/openid-configuration`, 'api-version': '1.1', metadata: [{ preferred_network: host, preferred_cache: host, aliases: [host] }] });
+        return json(res, 200, {
+          tenant_discovery_endpoint: `${url}/${tenant}/v2.0/.well-known/openid-configuration`,
+          'api-version': '1.1',
+          metadata: [{ preferred_network: host, preferred_cache: host, aliases: [host] }],
+        });
       }
       if (u.pathname === `/${tenant}/v2.0/.well-known/openid-configuration`) {
         return json(res, 200, {
@@ -229,15 +244,47 @@ export async function startAzureStandIn(options: AzureStandInOptions): Promise<A
         const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
         const wif = options.workloadIdentity;
         if (!wif || bearer !== wif.systemAccessToken) {
-          return json(res, 401, { $id: '1', innerException: null, message: 'TF400813: The user is not authorized to access this resource.', typeName: 'Microsoft.TeamFoundation.Framework.Server.UnauthorizedRequestException, Microsoft.TeamFoundation.Framework.Server', typeKey: 'UnauthorizedRequestException', errorCode: 0, eventId: 3000 });
+          return json(res, 401, {
+            $id: '1',
+            innerException: null,
+            message: 'TF400813: The user is not authorized to access this resource.',
+            typeName:
+              'Microsoft.TeamFoundation.Framework.Server.UnauthorizedRequestException, Microsoft.TeamFoundation.Framework.Server',
+            typeKey: 'UnauthorizedRequestException',
+            errorCode: 0,
+            eventId: 3000,
+          });
         }
-        if (!u.searchParams.get('api-version')) return json(res, 400, { message: 'No api-version was supplied for the POST request.', typeKey: 'VssVersionNotSpecifiedException' });
+        if (!u.searchParams.get('api-version'))
+          return json(res, 400, {
+            message: 'No api-version was supplied for the POST request.',
+            typeKey: 'VssVersionNotSpecifiedException',
+          });
         const connection = wif.serviceConnections.find((c) => c.id === connectionId);
         if (!connection) {
-          return json(res, 401, { $id: '1', innerException: null, message: `TF400813: The service connection ${connectionId} does not exist or is not authorized for use in this pipeline.`, typeKey: 'UnauthorizedRequestException', errorCode: 0, eventId: 3000 });
+          return json(res, 401, {
+            $id: '1',
+            innerException: null,
+            message: `TF400813: The service connection ${connectionId} does not exist or is not authorized for use in this pipeline.`,
+            typeKey: 'UnauthorizedRequestException',
+            errorCode: 0,
+            eventId: 3000,
+          });
         }
         const now = Math.floor(Date.now() / 1000);
-        const oidcToken = signJwt({ jti: crypto.randomUUID(), sub: oidcSubject(connection.name), aud: TOKEN_EXCHANGE_AUDIENCE, iss: oidcIssuer, nbf: now, iat: now, exp: now + 600 }, signingKey.privateKey, keyId);
+        const oidcToken = signJwt(
+          {
+            jti: crypto.randomUUID(),
+            sub: oidcSubject(connection.name),
+            aud: TOKEN_EXCHANGE_AUDIENCE,
+            iss: oidcIssuer,
+            nbf: now,
+            iat: now,
+            exp: now + 600,
+          },
+          signingKey.privateKey,
+          keyId,
+        );
         oidcTokens.push(oidcToken);
         return json(res, 200, { oidcToken });
       }
@@ -246,12 +293,21 @@ export async function startAzureStandIn(options: AzureStandInOptions): Promise<A
         record.scope = form.get('scope') ?? undefined;
         const clientId = form.get('client_id') ?? '';
         if (form.get('grant_type') !== 'client_credentials') {
-          return json(res, 400, { error: 'unsupported_grant_type', error_description: `AADSTS70003: The app requested an unsupported grant type '${form.get('grant_type')}'.`, error_codes: [70003] });
+          return json(res, 400, {
+            error: 'unsupported_grant_type',
+            error_description: `AADSTS70003: The app requested an unsupported grant type '${form.get('grant_type')}'.`,
+            error_codes: [70003],
+          });
         }
         const assertion = form.get('client_assertion');
         if (assertion !== null || form.get('client_assertion_type') !== null) {
           if (form.get('client_assertion_type') !== JWT_BEARER) {
-            return invalidClient(res, 400, 7000219, "'client_assertion' or 'client_secret' is required for the 'client_credentials' grant type (client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer).");
+            return invalidClient(
+              res,
+              400,
+              7000219,
+              "'client_assertion' or 'client_secret' is required for the 'client_credentials' grant type (client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer).",
+            );
           }
           const jwt = assertion ? decodeJwt(assertion) : undefined;
           if (!jwt) return invalidClient(res, 400, 50027, 'JWT token is invalid or malformed.');
@@ -261,31 +317,76 @@ export async function startAzureStandIn(options: AzureStandInOptions): Promise<A
             // A certificate assertion: signed with the app's certificate key, issued by and for the app, aimed at this endpoint.
             record.clientAuth = 'certificateAssertion';
             const cert = new crypto.X509Certificate(certificate.certificatePem);
-            const thumbprints = [Buffer.from(cert.fingerprint.replace(/:/g, ''), 'hex').toString('base64url'), Buffer.from(cert.fingerprint256.replace(/:/g, ''), 'hex').toString('base64url')];
-            if (!thumbprints.includes(String(jwt.header['x5t#S256'] ?? jwt.header.x5t))) return invalidClient(res, 401, 700027, 'The certificate with identifier used to sign the client assertion is not registered on application.');
-            if (!verifyJwt(jwt, cert.publicKey)) return invalidClient(res, 401, 700027, 'Client assertion failed signature validation.');
-            if (jwt.payload.iss !== clientId || jwt.payload.sub !== clientId) return invalidClient(res, 401, 700023, 'Client assertion issuer and subject must be the client id.');
-            if (jwt.payload.aud !== `${url}/${tenant}/oauth2/v2.0/token`) return invalidClient(res, 401, 700021, `Client assertion audience claim does not match Realm issuer. Review the documentation.`);
-            if (typeof jwt.payload.exp !== 'number' || jwt.payload.exp < now) return invalidClient(res, 401, 700024, 'Client assertion is not within its valid time range.');
+            const thumbprints = [
+              Buffer.from(cert.fingerprint.replace(/:/g, ''), 'hex').toString('base64url'),
+              Buffer.from(cert.fingerprint256.replace(/:/g, ''), 'hex').toString('base64url'),
+            ];
+            if (!thumbprints.includes(String(jwt.header['x5t#S256'] ?? jwt.header.x5t)))
+              return invalidClient(
+                res,
+                401,
+                700027,
+                'The certificate with identifier used to sign the client assertion is not registered on application.',
+              );
+            if (!verifyJwt(jwt, cert.publicKey))
+              return invalidClient(res, 401, 700027, 'Client assertion failed signature validation.');
+            if (jwt.payload.iss !== clientId || jwt.payload.sub !== clientId)
+              return invalidClient(res, 401, 700023, 'Client assertion issuer and subject must be the client id.');
+            if (jwt.payload.aud !== `${url}/${tenant}/oauth2/v2.0/token`)
+              return invalidClient(
+                res,
+                401,
+                700021,
+                `Client assertion audience claim does not match Realm issuer. Review the documentation.`,
+              );
+            if (typeof jwt.payload.exp !== 'number' || jwt.payload.exp < now)
+              return invalidClient(res, 401, 700024, 'Client assertion is not within its valid time range.');
           } else {
             // A federated assertion: an OIDC token this stand-in issued, for a subject the app trusts.
             record.clientAuth = 'federatedAssertion';
             const wif = options.workloadIdentity;
             const trusted = wif?.federatedCredentials.filter((f) => f.clientId === clientId) ?? [];
-            if (trusted.length === 0) return invalidClient(res, 400, 700016, `Application with identifier '${clientId}' was not found in the directory '${tenant}', or it has no federated credentials.`);
+            if (trusted.length === 0)
+              return invalidClient(
+                res,
+                400,
+                700016,
+                `Application with identifier '${clientId}' was not found in the directory '${tenant}', or it has no federated credentials.`,
+              );
             if (jwt.payload.iss !== oidcIssuer || jwt.header.kid !== keyId || !verifyJwt(jwt, signingKey.publicKey)) {
-              return invalidClient(res, 400, 700211, `No matching federated identity record found for presented assertion issuer '${String(jwt.payload.iss)}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.`);
+              return invalidClient(
+                res,
+                400,
+                700211,
+                `No matching federated identity record found for presented assertion issuer '${String(jwt.payload.iss)}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.`,
+              );
             }
-            if (jwt.payload.aud !== TOKEN_EXCHANGE_AUDIENCE) return invalidClient(res, 400, 700212, `No matching federated identity record found for presented assertion audience '${String(jwt.payload.aud)}'.`);
-            if (typeof jwt.payload.exp !== 'number' || jwt.payload.exp < now) return invalidClient(res, 400, 700024, 'Client assertion is not within its valid time range.');
+            if (jwt.payload.aud !== TOKEN_EXCHANGE_AUDIENCE)
+              return invalidClient(
+                res,
+                400,
+                700212,
+                `No matching federated identity record found for presented assertion audience '${String(jwt.payload.aud)}'.`,
+              );
+            if (typeof jwt.payload.exp !== 'number' || jwt.payload.exp < now)
+              return invalidClient(res, 400, 700024, 'Client assertion is not within its valid time range.');
             if (!trusted.some((f) => f.subject === jwt.payload.sub)) {
-              return invalidClient(res, 400, 70021, `No matching federated identity record found for presented assertion. Assertion Issuer: '${oidcIssuer}'. Assertion Subject: '${String(jwt.payload.sub)}'. Assertion Audience: '${TOKEN_EXCHANGE_AUDIENCE}'.`);
+              return invalidClient(
+                res,
+                400,
+                70021,
+                `No matching federated identity record found for presented assertion. Assertion Issuer: '${oidcIssuer}'. Assertion Subject: '${String(jwt.payload.sub)}'. Assertion Audience: '${TOKEN_EXCHANGE_AUDIENCE}'.`,
+              );
             }
           }
         } else {
           record.clientAuth = 'secret';
           if (clientId !== options.clientId || form.get('client_secret') !== options.clientSecret) {
-            return json(res, 401, { error: 'invalid_client', error_description: 'AADSTS7000215: Invalid client secret provided.', error_codes: [7000215] });
+            return json(res, 401, {
+              error: 'invalid_client',
+              error_description: 'AADSTS7000215: Invalid client secret provided.',
+              error_codes: [7000215],
+            });
           }
         }
         const scopes = (form.get('scope') ?? '').split(' ');
@@ -297,24 +398,61 @@ export async function startAzureStandIn(options: AzureStandInOptions): Promise<A
         } else if (scopes.includes(STORAGE_SCOPE)) {
           token = storageToken(clientId, record.clientAuth);
           storageTokens.push(token);
-        } else return json(res, 400, { error: 'invalid_scope', error_description: `AADSTS70011: The provided value for scope ${form.get('scope')} is not valid.` });
+        } else
+          return json(res, 400, {
+            error: 'invalid_scope',
+            error_description: `AADSTS70011: The provided value for scope ${form.get('scope')} is not valid.`,
+          });
         return json(res, 200, { token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599, access_token: token });
       }
 
-      const arm = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.ContainerService\/managedClusters\/([^/]+)\/(listClusterUserCredential|listClusterAdminCredential)$/i.exec(u.pathname);
+      const arm =
+        /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.ContainerService\/managedClusters\/([^/]+)\/(listClusterUserCredential|listClusterAdminCredential)$/i.exec(
+          u.pathname,
+        );
       if (arm && req.method === 'POST') {
         const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-        if (!bearer || !armTokens.includes(bearer)) return json(res, 401, { error: { code: 'InvalidAuthenticationToken', message: 'The access token is invalid.' } });
-        if (!u.searchParams.get('api-version')) return json(res, 400, { error: { code: 'MissingApiVersionParameter', message: "The api-version query parameter (?api-version=) is required for all requests." } });
+        if (!bearer || !armTokens.includes(bearer))
+          return json(res, 401, {
+            error: { code: 'InvalidAuthenticationToken', message: 'The access token is invalid.' },
+          });
+        if (!u.searchParams.get('api-version'))
+          return json(res, 400, {
+            error: {
+              code: 'MissingApiVersionParameter',
+              message: 'The api-version query parameter (?api-version=) is required for all requests.',
+            },
+          });
         const [, sub, rg, name, op] = arm;
-        const cluster = options.clusters.find((c) => c.subscriptionId === sub && c.resourceGroup.toLowerCase() === rg.toLowerCase() && c.name.toLowerCase() === name.toLowerCase());
+        const cluster = options.clusters.find(
+          (c) =>
+            c.subscriptionId === sub &&
+            c.resourceGroup.toLowerCase() === rg.toLowerCase() &&
+            c.name.toLowerCase() === name.toLowerCase(),
+        );
         if (!cluster) {
-          return json(res, 404, { error: { code: 'ResourceNotFound', message: `The Resource 'Microsoft.ContainerService/managedClusters/${name}' under resource group '${rg}' was not found.` } });
+          return json(res, 404, {
+            error: {
+              code: 'ResourceNotFound',
+              message: `The Resource 'Microsoft.ContainerService/managedClusters/${name}' under resource group '${rg}' was not found.`,
+            },
+          });
         }
         const admin = op.toLowerCase() === 'listclusteradmincredential';
         const kubeconfig = admin ? cluster.adminKubeconfig : cluster.userKubeconfig;
-        if (!kubeconfig) return json(res, 400, { error: { code: 'BadRequest', message: 'Getting static credential is not allowed because this cluster is set to disable local accounts.' } });
-        return json(res, 200, { kubeconfigs: [{ name: admin ? 'clusterAdmin' : 'clusterUser', value: Buffer.from(kubeconfig).toString('base64') }] });
+        if (!kubeconfig)
+          return json(res, 400, {
+            error: {
+              code: 'BadRequest',
+              message:
+                'Getting static credential is not allowed because this cluster is set to disable local accounts.',
+            },
+          });
+        return json(res, 200, {
+          kubeconfigs: [
+            { name: admin ? 'clusterAdmin' : 'clusterUser', value: Buffer.from(kubeconfig).toString('base64') },
+          ],
+        });
       }
       json(res, 404, { error: { code: 'NotFound', message: `no route for ${req.method} ${u.pathname}` } });
     })().catch((err: unknown) => json(res, 500, { error: { code: 'InternalError', message: String(err) } }));

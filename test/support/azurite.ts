@@ -1,11 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { Agent } from 'node:https';
 import * as path from 'node:path';
-import { BlobServiceClient, StorageSharedKeyCredential, newPipeline, type StoragePipelineOptions } from '@azure/storage-blob';
+
+import {
+  BlobServiceClient,
+  newPipeline,
+  type StoragePipelineOptions,
+  StorageSharedKeyCredential,
+} from '@azure/storage-blob';
+
 import { makeServerCertificates } from './kube/certs';
-import { freePort, waitForPort } from './ports';
 import { makeTempDir, repoRoot } from './paths';
+import { freePort, waitForPort } from './ports';
 
 /** Azurite's well-known development account (public, documented by Microsoft; not a secret). */
 export const AZURITE_ACCOUNT = 'devstoreaccount1';
@@ -71,7 +78,8 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<AzuriteSe
     ownedDir = makeTempDir('azurite-');
     args.push('--inMemoryPersistence');
   }
-  if (opts.oauth && !opts.https) throw new Error('Azurite accepts OAuth only over HTTPS: pass { https: true, oauth: true }');
+  if (opts.oauth && !opts.https)
+    throw new Error('Azurite accepts OAuth only over HTTPS: pass { https: true, oauth: true }');
   const tlsDir = opts.https || opts.recordRequests ? makeTempDir('azurite-tls-') : undefined;
   let caFile: string | undefined;
   let ca: string | undefined;
@@ -115,15 +123,26 @@ export async function startAzurite(opts: AzuriteOptions = {}): Promise<AzuriteSe
     caFile,
     serviceClient() {
       const options: StoragePipelineOptions & { agent?: Agent } = { agent };
-      return new BlobServiceClient(blobEndpoint, newPipeline(new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY), options));
+      return new BlobServiceClient(
+        blobEndpoint,
+        newPipeline(new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY), options),
+      );
     },
     requests() {
-      if (!debugLog || !opts.recordRequests) throw new Error('start Azurite with { recordRequests: true } to see its requests');
+      if (!debugLog || !opts.recordRequests)
+        throw new Error('start Azurite with { recordRequests: true } to see its requests');
       const log = fs.existsSync(debugLog) ? fs.readFileSync(debugLog, 'utf8') : '';
       const seen: AzuriteRequest[] = [];
-      for (const m of log.matchAll(/BlobStorageContextMiddleware: RequestMethod=(\S+) RequestURL=(\S+) RequestHeaders:(\{.*?\}) ClientIP=/g)) {
+      for (const m of log.matchAll(
+        /BlobStorageContextMiddleware: RequestMethod=(\S+) RequestURL=(\S+) RequestHeaders:(\{.*?\}) ClientIP=/g,
+      )) {
         const headers = JSON.parse(m[3]) as Record<string, string | undefined>;
-        seen.push({ method: m[1], url: m[2], authScheme: headers.authorization?.split(' ')[0] ?? 'none', userAgent: headers['user-agent'] ?? '' });
+        seen.push({
+          method: m[1],
+          url: m[2],
+          authScheme: headers.authorization?.split(' ')[0] ?? 'none',
+          userAgent: headers['user-agent'] ?? '',
+        });
       }
       return seen;
     },

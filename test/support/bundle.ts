@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
+
 import { repoRoot } from './paths';
 
 const bundled = new Set<string>();
@@ -11,6 +12,9 @@ const bundled = new Set<string>();
 export function bundleTasks(...names: string[]): void {
   const missing = names.filter((name) => !bundled.has(name));
   if (missing.length === 0) return;
-  execFileSync(process.execPath, [path.join(repoRoot, '.ci', 'bundle.mjs'), ...missing], { cwd: repoRoot, stdio: 'pipe' });
+  execFileSync(process.execPath, [path.join(repoRoot, '.ci', 'bundle.mjs'), ...missing], {
+    cwd: repoRoot,
+    stdio: 'pipe',
+  });
   missing.forEach((name) => bundled.add(name));
 }

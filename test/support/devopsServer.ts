@@ -70,26 +70,81 @@ interface Location {
 
 const LOCATIONS: Record<string, Location[]> = {
   location: [
-    { id: 'e81700f7-3be2-46de-8624-2eb35882fcaa', area: 'Location', resourceName: 'ResourceAreas', routeTemplate: '_apis/{resource}/{areaId}', resourceVersion: 1 },
-    { id: '00d9565f-ed9c-4a06-9a50-00e7896ccab4', area: 'Location', resourceName: 'ConnectionData', routeTemplate: '_apis/{resource}', resourceVersion: 1 },
+    {
+      id: 'e81700f7-3be2-46de-8624-2eb35882fcaa',
+      area: 'Location',
+      resourceName: 'ResourceAreas',
+      routeTemplate: '_apis/{resource}/{areaId}',
+      resourceVersion: 1,
+    },
+    {
+      id: '00d9565f-ed9c-4a06-9a50-00e7896ccab4',
+      area: 'Location',
+      resourceName: 'ConnectionData',
+      routeTemplate: '_apis/{resource}',
+      resourceVersion: 1,
+    },
   ],
   build: [
-    { id: 'dbeaf647-6167-421a-bda9-c9327b25e2e6', area: 'build', resourceName: 'Definitions', routeTemplate: '{project}/_apis/build/{resource}/{definitionId}', resourceVersion: 7 },
-    { id: '0cd358e1-9217-4d94-8269-1c1ee6f93dcf', area: 'build', resourceName: 'Builds', routeTemplate: '{project}/_apis/build/{resource}/{buildId}', resourceVersion: 7 },
-    { id: '1db06c96-014e-44e1-ac91-90b2d4b3e984', area: 'build', resourceName: 'artifacts', routeTemplate: '{project}/_apis/build/builds/{buildId}/{resource}', resourceVersion: 5 },
+    {
+      id: 'dbeaf647-6167-421a-bda9-c9327b25e2e6',
+      area: 'build',
+      resourceName: 'Definitions',
+      routeTemplate: '{project}/_apis/build/{resource}/{definitionId}',
+      resourceVersion: 7,
+    },
+    {
+      id: '0cd358e1-9217-4d94-8269-1c1ee6f93dcf',
+      area: 'build',
+      resourceName: 'Builds',
+      routeTemplate: '{project}/_apis/build/{resource}/{buildId}',
+      resourceVersion: 7,
+    },
+    {
+      id: '1db06c96-014e-44e1-ac91-90b2d4b3e984',
+      area: 'build',
+      resourceName: 'artifacts',
+      routeTemplate: '{project}/_apis/build/builds/{buildId}/{resource}',
+      resourceVersion: 5,
+    },
   ],
 };
 
-const RESULT_BY_NUMBER: Record<string, string> = { '2': 'succeeded', '4': 'partiallySucceeded', '8': 'failed', '32': 'canceled' };
-const STATUS_BY_NUMBER: Record<string, string> = { '1': 'inProgress', '2': 'completed', '4': 'cancelling', '8': 'postponed', '32': 'notStarted', '47': 'all' };
-const ORDER_BY_NUMBER: Record<string, string> = { '2': 'finishTimeAscending', '3': 'finishTimeDescending', '4': 'queueTimeDescending', '5': 'queueTimeAscending' };
+const RESULT_BY_NUMBER: Record<string, string> = {
+  '2': 'succeeded',
+  '4': 'partiallySucceeded',
+  '8': 'failed',
+  '32': 'canceled',
+};
+const STATUS_BY_NUMBER: Record<string, string> = {
+  '1': 'inProgress',
+  '2': 'completed',
+  '4': 'cancelling',
+  '8': 'postponed',
+  '32': 'notStarted',
+  '47': 'all',
+};
+const ORDER_BY_NUMBER: Record<string, string> = {
+  '2': 'finishTimeAscending',
+  '3': 'finishTimeDescending',
+  '4': 'queueTimeDescending',
+  '5': 'queueTimeAscending',
+};
 
 /** `7.2-preview.7` → 7.2; undefined when absent. */
 function requestedVersion(req: http.IncomingMessage, url: URL): string | undefined {
-  return /api-version=([\d.]+(?:-preview(?:\.\d+)?)?)/.exec(String(req.headers.accept ?? ''))?.[1] ?? url.searchParams.get('api-version') ?? undefined;
+  return (
+    /api-version=([\d.]+(?:-preview(?:\.\d+)?)?)/.exec(String(req.headers.accept ?? ''))?.[1] ??
+    url.searchParams.get('api-version') ??
+    undefined
+  );
 }
 
-export async function startDevOpsServer(opts: { project: string; pipelines: FakePipeline[]; token?: string }): Promise<FakeDevOps> {
+export async function startDevOpsServer(opts: {
+  project: string;
+  pipelines: FakePipeline[];
+  token?: string;
+}): Promise<FakeDevOps> {
   const token = opts.token ?? crypto.randomBytes(24).toString('base64url');
   const blobs = new Map<string, Buffer>();
   const manifests = new Map<string, string>();
@@ -112,24 +167,65 @@ export async function startDevOpsServer(opts: { project: string; pipelines: Fake
   const requests: string[] = [];
   let base = '';
   let publicBase = '';
-  const projectRef = { id: '6f1c2b0e-0000-4000-8000-000000000001', name: opts.project, state: 'wellFormed', visibility: 'private' };
+  const projectRef = {
+    id: '6f1c2b0e-0000-4000-8000-000000000001',
+    name: opts.project,
+    state: 'wellFormed',
+    visibility: 'private',
+  };
   const json = (res: http.ServerResponse, status: number, body: unknown, version = '7.1') => {
-    res.writeHead(status, { 'Content-Type': `application/json; charset=utf-8; api-version=${version}`, 'X-VSS-E2EID': crypto.randomUUID(), ActivityId: crypto.randomUUID() });
+    res.writeHead(status, {
+      'Content-Type': `application/json; charset=utf-8; api-version=${version}`,
+      'X-VSS-E2EID': crypto.randomUUID(),
+      ActivityId: crypto.randomUUID(),
+    });
     res.end(JSON.stringify(body));
   };
   const error = (res: http.ServerResponse, status: number, typeKey: string, message: string) =>
-    json(res, status, { $id: '1', innerException: null, message, typeName: `Microsoft.TeamFoundation.Build.WebApi.${typeKey}, Microsoft.TeamFoundation.Build2.WebApi`, typeKey, errorCode: 0, eventId: 3000 });
-  const locationJson = (l: Location) => ({ ...l, routeName: `${l.area}-${l.resourceName}`.toLowerCase(), minVersion: '1.0', maxVersion: '7.2', releasedVersion: '7.1' });
+    json(res, status, {
+      $id: '1',
+      innerException: null,
+      message,
+      typeName: `Microsoft.TeamFoundation.Build.WebApi.${typeKey}, Microsoft.TeamFoundation.Build2.WebApi`,
+      typeKey,
+      errorCode: 0,
+      eventId: 3000,
+    });
+  const locationJson = (l: Location) => ({
+    ...l,
+    routeName: `${l.area}-${l.resourceName}`.toLowerCase(),
+    minVersion: '1.0',
+    maxVersion: '7.2',
+    releasedVersion: '7.1',
+  });
   const definitionJson = (p: FakePipeline) => ({
-    id: p.id, name: p.name, path: p.path ?? '\\', revision: 3, type: 'build', queueStatus: 'enabled', quality: 'definition',
-    url: `${publicBase}${projectRef.id}/_apis/build/Definitions/${p.id}?revision=3`, uri: `vstfs:///Build/Definition/${p.id}`, project: projectRef,
+    id: p.id,
+    name: p.name,
+    path: p.path ?? '\\',
+    revision: 3,
+    type: 'build',
+    queueStatus: 'enabled',
+    quality: 'definition',
+    url: `${publicBase}${projectRef.id}/_apis/build/Definitions/${p.id}?revision=3`,
+    uri: `vstfs:///Build/Definition/${p.id}`,
+    project: projectRef,
     _links: { web: { href: `${publicBase}${opts.project}/_build/definition?definitionId=${p.id}` } },
   });
   const runJson = (p: FakePipeline, r: FakeRun) => ({
-    id: r.id, buildNumber: r.buildNumber, status: 'completed', result: r.result, sourceBranch: r.sourceBranch, finishTime: r.finishTime,
-    queueTime: r.finishTime, startTime: r.finishTime, reason: 'individualCI', priority: 'normal',
-    definition: { id: p.id, name: p.name, path: p.path ?? '\\', type: 'build', project: projectRef }, project: projectRef,
-    uri: `vstfs:///Build/Build/${r.id}`, url: `${publicBase}${projectRef.id}/_apis/build/Builds/${r.id}`,
+    id: r.id,
+    buildNumber: r.buildNumber,
+    status: 'completed',
+    result: r.result,
+    sourceBranch: r.sourceBranch,
+    finishTime: r.finishTime,
+    queueTime: r.finishTime,
+    startTime: r.finishTime,
+    reason: 'individualCI',
+    priority: 'normal',
+    definition: { id: p.id, name: p.name, path: p.path ?? '\\', type: 'build', project: projectRef },
+    project: projectRef,
+    uri: `vstfs:///Build/Build/${r.id}`,
+    url: `${publicBase}${projectRef.id}/_apis/build/Builds/${r.id}`,
   });
   const allRuns = () => opts.pipelines.flatMap((p) => p.runs.map((r) => ({ p, r })));
 
@@ -139,7 +235,11 @@ export async function startDevOpsServer(opts: { project: string; pipelines: Fake
     requests.push(`${req.method} ${url.pathname}${url.search} api-version=${version ?? ''}`);
     if (req.headers.authorization !== `Bearer ${token}`) {
       // The service answers a bad or expired bearer token with 401 and a challenge (203 + sign-in page for browsers).
-      res.writeHead(401, { 'WWW-Authenticate': 'Bearer authorization_uri=https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000, Basic realm="https://dev.azure.com/", TFS-Federated', 'X-TFS-ProcessId': crypto.randomUUID() });
+      res.writeHead(401, {
+        'WWW-Authenticate':
+          'Bearer authorization_uri=https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000, Basic realm="https://dev.azure.com/", TFS-Federated',
+        'X-TFS-ProcessId': crypto.randomUUID(),
+      });
       res.end();
       return;
     }
@@ -150,8 +250,15 @@ export async function startDevOpsServer(opts: { project: string; pipelines: Fake
       return json(res, 200, { count: locations.length, value: locations.map(locationJson) });
     }
     if (req.method !== 'GET') return error(res, 405, 'MethodNotAllowed', `${req.method} is not supported here.`);
-    if (!version) return error(res, 400, 'VssVersionNotSpecifiedException', 'No api-version was supplied for the GET request.');
-    if (Number.parseFloat(version) > 7.2) return error(res, 400, 'VssVersionOutOfRangeException', `The requested REST API version of ${version} is out of range for this server. The latest REST API version this server supports is 7.2.`);
+    if (!version)
+      return error(res, 400, 'VssVersionNotSpecifiedException', 'No api-version was supplied for the GET request.');
+    if (Number.parseFloat(version) > 7.2)
+      return error(
+        res,
+        400,
+        'VssVersionOutOfRangeException',
+        `The requested REST API version of ${version} is out of range for this server. The latest REST API version this server supports is 7.2.`,
+      );
     if (/^\/_apis\/resourceareas\/?$/i.test(url.pathname)) {
       const areas = [
         { id: BUILD_AREA, name: 'build', locationUrl: publicBase },
@@ -160,30 +267,47 @@ export async function startDevOpsServer(opts: { project: string; pipelines: Fake
       return json(res, 200, { count: areas.length, value: areas }, version);
     }
     const prefix = `/${encodeURIComponent(opts.project)}/_apis/build/`;
-    if (!url.pathname.startsWith(prefix)) return error(res, 404, 'ProjectDoesNotExistWithNameException', `TF200016: The following project does not exist: ${decodeURIComponent(url.pathname.split('/')[1] ?? '')}. Verify that the name of the project is correct and that the project exists on the specified Azure DevOps Server.`);
+    if (!url.pathname.startsWith(prefix))
+      return error(
+        res,
+        404,
+        'ProjectDoesNotExistWithNameException',
+        `TF200016: The following project does not exist: ${decodeURIComponent(url.pathname.split('/')[1] ?? '')}. Verify that the name of the project is correct and that the project exists on the specified Azure DevOps Server.`,
+      );
     const route = url.pathname.slice(prefix.length).replace(/\/+$/, '');
 
     const def = /^definitions(?:\/(\d+))?$/i.exec(route);
     if (def) {
       if (def[1]) {
         const p = opts.pipelines.find((x) => x.id === Number(def[1]));
-        if (!p) return error(res, 404, 'DefinitionNotFoundException', `The requested build definition ${def[1]} cannot be found.`);
+        if (!p)
+          return error(
+            res,
+            404,
+            'DefinitionNotFoundException',
+            `The requested build definition ${def[1]} cannot be found.`,
+          );
         return json(res, 200, definitionJson(p), version);
       }
       const name = url.searchParams.get('name');
       const top = Number(url.searchParams.get('$top') ?? 10_000);
-      const defs = opts.pipelines.filter((p) => !name || p.name.toLowerCase() === name.toLowerCase()).slice(0, top).map(definitionJson);
+      const defs = opts.pipelines
+        .filter((p) => !name || p.name.toLowerCase() === name.toLowerCase())
+        .slice(0, top)
+        .map(definitionJson);
       return json(res, 200, { count: defs.length, value: defs }, version);
     }
     if (/^builds$/i.test(route)) {
       const ids = (url.searchParams.get('definitions') ?? '').split(',').filter(Boolean).map(Number);
-      const named = (value: string | null, byNumber: Record<string, string>) => (value ? (byNumber[value] ?? value) : undefined);
+      const named = (value: string | null, byNumber: Record<string, string>) =>
+        value ? (byNumber[value] ?? value) : undefined;
       const resultFilter = named(url.searchParams.get('resultFilter'), RESULT_BY_NUMBER);
       const statusFilter = named(url.searchParams.get('statusFilter'), STATUS_BY_NUMBER);
       const order = named(url.searchParams.get('queryOrder'), ORDER_BY_NUMBER) ?? 'queueTimeDescending';
       const branch = url.searchParams.get('branchName');
       const top = Number(url.searchParams.get('$top') ?? 1000);
-      if (statusFilter && !['completed', 'all'].includes(statusFilter)) return json(res, 200, { count: 0, value: [] }, version);
+      if (statusFilter && !['completed', 'all'].includes(statusFilter))
+        return json(res, 200, { count: 0, value: [] }, version);
       const sign = order.endsWith('Ascending') ? 1 : -1;
       const runs = allRuns()
         .filter(({ p }) => !ids.length || ids.includes(p.id))
@@ -198,7 +322,8 @@ export async function startDevOpsServer(opts: { project: string; pipelines: Fake
       const found = allRuns().find(({ r }) => r.id === Number(m[1]));
       if (!found) return error(res, 404, 'BuildNotFoundException', `The requested build ${m[1]} could not be found.`);
       if (!m[2]) return json(res, 200, runJson(found.p, found.r), version);
-      const artifactUrl = (name: string) => `${publicBase}${projectRef.id}/_apis/build/builds/${found.r.id}/artifacts?artifactName=${encodeURIComponent(name)}&api-version=7.2-preview.5`;
+      const artifactUrl = (name: string) =>
+        `${publicBase}${projectRef.id}/_apis/build/builds/${found.r.id}/artifacts?artifactName=${encodeURIComponent(name)}&api-version=7.2-preview.5`;
       const artifactJson = (name: string) => {
         const container = found.r.containerArtifacts?.includes(name);
         const manifestId = manifests.get(`${found.r.id}/${name}`);
@@ -207,13 +332,42 @@ export async function startDevOpsServer(opts: { project: string; pipelines: Fake
           name,
           source: '2f0d093c-1064-5c86-fc5b-b7b1eca8e66a',
           resource: container
-            ? { type: 'Container', data: `#/6297361/${name}`, properties: { localpath: `D:\\a\\1\\a\\${name}`, artifactsize: '0' }, url: artifactUrl(name), downloadUrl: `${artifactUrl(name)}&%24format=zip` }
-            : { type: 'PipelineArtifact', data: manifestId, properties: { RootId: manifestId, artifactsize: String(Object.values(found.r.artifacts[name]).reduce((n, b) => n + b.length, 0)), HashType: 'DEDUPNODEORCHUNK', DomainId: '0' }, url: artifactUrl(name), downloadUrl: `https://artprodcus3.artifacts.visualstudio.com/contoso/${projectRef.id}/_apis/artifact/cGlwZWxpbmVhcnRpZmFjdA2/content?format=zip` },
+            ? {
+                type: 'Container',
+                data: `#/6297361/${name}`,
+                properties: { localpath: `D:\\a\\1\\a\\${name}`, artifactsize: '0' },
+                url: artifactUrl(name),
+                downloadUrl: `${artifactUrl(name)}&%24format=zip`,
+              }
+            : {
+                type: 'PipelineArtifact',
+                data: manifestId,
+                properties: {
+                  RootId: manifestId,
+                  artifactsize: String(Object.values(found.r.artifacts[name]).reduce((n, b) => n + b.length, 0)),
+                  HashType: 'DEDUPNODEORCHUNK',
+                  DomainId: '0',
+                },
+                url: artifactUrl(name),
+                downloadUrl: `https://artprodcus3.artifacts.visualstudio.com/contoso/${projectRef.id}/_apis/artifact/cGlwZWxpbmVhcnRpZmFjdA2/content?format=zip`,
+              },
         };
       };
       const name = url.searchParams.get('artifactName');
-      if (!name) return json(res, 200, { count: Object.keys(found.r.artifacts).length, value: Object.keys(found.r.artifacts).map(artifactJson) }, version);
-      if (!(name in found.r.artifacts)) return error(res, 404, 'ArtifactNotFoundException', `No artifact with name ${name} found for build ${found.r.id}.`);
+      if (!name)
+        return json(
+          res,
+          200,
+          { count: Object.keys(found.r.artifacts).length, value: Object.keys(found.r.artifacts).map(artifactJson) },
+          version,
+        );
+      if (!(name in found.r.artifacts))
+        return error(
+          res,
+          404,
+          'ArtifactNotFoundException',
+          `No artifact with name ${name} found for build ${found.r.id}.`,
+        );
       const fileId = url.searchParams.get('fileId');
       if (!fileId) return json(res, 200, artifactJson(name), version);
       const data = blobs.get(fileId);
@@ -234,9 +388,10 @@ export async function startDevOpsServer(opts: { project: string; pipelines: Fake
     setPublicUrl: (url: string) => {
       publicBase = url.replace(/\/*$/, '/');
     },
-    stop: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -92,11 +92,19 @@ export async function startFaultProxy(opts: { target: string; rules?: FaultRule[
       });
       return;
     }
-    const resetRequestAt = rule?.resetAfterBytes !== undefined && rule.direction === 'request' ? rule.resetAfterBytes : undefined;
-    const resetResponseAt = rule?.resetAfterBytes !== undefined && rule.direction !== 'request' ? rule.resetAfterBytes : undefined;
+    const resetRequestAt =
+      rule?.resetAfterBytes !== undefined && rule.direction === 'request' ? rule.resetAfterBytes : undefined;
+    const resetResponseAt =
+      rule?.resetAfterBytes !== undefined && rule.direction !== 'request' ? rule.resetAfterBytes : undefined;
 
     const upstream = http.request(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
+      {
+        host: target.hostname,
+        port: target.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: target.host },
+      },
       (upRes) => {
         record.status = upRes.statusCode;
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);

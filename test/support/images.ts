@@ -3,6 +3,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+
 import { makeTempDir } from './paths';
 import type { TestRegistry } from './registry';
 
@@ -25,7 +26,13 @@ export interface BaseImageSpec {
   format?: 'oci' | 'v2s2';
   /** Several make a multi-platform index; default linux/amd64 only. */
   platforms?: Array<{ os: string; architecture: string; variant?: string }>;
-  config?: { Env?: string[]; Cmd?: string[]; Entrypoint?: string[]; WorkingDir?: string; Labels?: Record<string, string> };
+  config?: {
+    Env?: string[];
+    Cmd?: string[];
+    Entrypoint?: string[];
+    WorkingDir?: string;
+    Labels?: Record<string, string>;
+  };
 }
 
 export interface PushedBaseImage {
@@ -57,13 +64,26 @@ export interface BaseLayout {
  * adding an index.json entry named `spec.tag`. `mediaTypes: 'docker'` writes Docker v2 schema 2
  * manifests (and a manifest list) into the layout, as some tools leave them.
  */
-export async function writeBaseLayout(layout: string, spec: Omit<BaseImageSpec, 'repository' | 'format'> & { mediaTypes?: 'oci' | 'docker' }): Promise<BaseLayout> {
+export async function writeBaseLayout(
+  layout: string,
+  spec: Omit<BaseImageSpec, 'repository' | 'format'> & { mediaTypes?: 'oci' | 'docker' },
+): Promise<BaseLayout> {
   const work = makeTempDir('base-layout-');
   try {
     const docker = spec.mediaTypes === 'docker';
     const types = docker
-      ? { manifest: 'application/vnd.docker.distribution.manifest.v2+json', config: 'application/vnd.docker.container.image.v1+json', layer: 'application/vnd.docker.image.rootfs.diff.tar.gzip', index: 'application/vnd.docker.distribution.manifest.list.v2+json' }
-      : { manifest: 'application/vnd.oci.image.manifest.v1+json', config: 'application/vnd.oci.image.config.v1+json', layer: 'application/vnd.oci.image.layer.v1.tar+gzip', index: 'application/vnd.oci.image.index.v1+json' };
+      ? {
+          manifest: 'application/vnd.docker.distribution.manifest.v2+json',
+          config: 'application/vnd.docker.container.image.v1+json',
+          layer: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+          index: 'application/vnd.docker.distribution.manifest.list.v2+json',
+        }
+      : {
+          manifest: 'application/vnd.oci.image.manifest.v1+json',
+          config: 'application/vnd.oci.image.config.v1+json',
+          layer: 'application/vnd.oci.image.layer.v1.tar+gzip',
+          index: 'application/vnd.oci.image.index.v1+json',
+        };
     fs.mkdirSync(path.join(layout, 'blobs', 'sha256'), { recursive: true });
     fs.writeFileSync(path.join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     const writeBlob = (bytes: Buffer) => {
@@ -79,13 +99,27 @@ export async function writeBaseLayout(layout: string, spec: Omit<BaseImageSpec, 
       let tarFile = spec.rootfsTar;
       if (!tarFile) {
         const root = path.join(work, `rootfs-${platform.architecture}`);
-        const files = { ...(spec.files ?? { 'etc/base-release': 'test base\n' }), 'etc/platform': `${platform.os}/${platform.architecture}\n` };
+        const files = {
+          ...(spec.files ?? { 'etc/base-release': 'test base\n' }),
+          'etc/platform': `${platform.os}/${platform.architecture}\n`,
+        };
         for (const [name, content] of Object.entries(files)) {
           fs.mkdirSync(path.dirname(path.join(root, name)), { recursive: true });
           fs.writeFileSync(path.join(root, name), content);
         }
         tarFile = path.join(work, `rootfs-${platform.architecture}.tar`);
-        await run('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-C', root, '-cf', tarFile, '.']);
+        await run('tar', [
+          '--sort=name',
+          '--mtime=@0',
+          '--owner=0',
+          '--group=0',
+          '--numeric-owner',
+          '-C',
+          root,
+          '-cf',
+          tarFile,
+          '.',
+        ]);
       }
       const tar = fs.readFileSync(tarFile);
       const diffId = sha256(tar);
@@ -106,16 +140,34 @@ export async function writeBaseLayout(layout: string, spec: Omit<BaseImageSpec, 
           }),
         ),
       );
-      const manifest = writeBlob(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: types.manifest, config: { mediaType: types.config, ...config }, layers: [{ mediaType: types.layer, ...layer }] })));
+      const manifest = writeBlob(
+        Buffer.from(
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: types.manifest,
+            config: { mediaType: types.config, ...config },
+            layers: [{ mediaType: types.layer, ...layer }],
+          }),
+        ),
+      );
       manifestDigests[`${platform.os}/${platform.architecture}`] = manifest.digest;
       manifests.push({ mediaType: types.manifest, ...manifest, platform });
     }
     let top: { mediaType: string; digest: string; size: number };
-    if (manifests.length === 1) top = { mediaType: manifests[0].mediaType, digest: manifests[0].digest, size: manifests[0].size };
-    else top = { mediaType: types.index, ...writeBlob(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: types.index, manifests }))) };
+    if (manifests.length === 1)
+      top = { mediaType: manifests[0].mediaType, digest: manifests[0].digest, size: manifests[0].size };
+    else
+      top = {
+        mediaType: types.index,
+        ...writeBlob(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: types.index, manifests }))),
+      };
     const indexFile = path.join(layout, 'index.json');
-    const index = fs.existsSync(indexFile) ? JSON.parse(fs.readFileSync(indexFile, 'utf8')) : { schemaVersion: 2, manifests: [] };
-    index.manifests = index.manifests.filter((m: any) => m.annotations?.['org.opencontainers.image.ref.name'] !== spec.tag);
+    const index = fs.existsSync(indexFile)
+      ? JSON.parse(fs.readFileSync(indexFile, 'utf8'))
+      : { schemaVersion: 2, manifests: [] };
+    index.manifests = index.manifests.filter(
+      (m: any) => m.annotations?.['org.opencontainers.image.ref.name'] !== spec.tag,
+    );
     index.manifests.push({ ...top, annotations: { 'org.opencontainers.image.ref.name': spec.tag } });
     fs.writeFileSync(indexFile, JSON.stringify(index));
     return { top, layerDiffIds, manifestDigests };
@@ -130,7 +182,12 @@ export async function makeBaseImage(registry: TestRegistry, spec: BaseImageSpec)
     const layout = path.join(work, 'layout');
     const { layerDiffIds } = await writeBaseLayout(layout, spec);
     const reference = `${registry.host}/${spec.repository}:${spec.tag}`;
-    const args = ['copy', '--quiet', '--dest-tls-verify=false', ...(registry.username ? ['--dest-creds', `${registry.username}:${registry.password}`] : [])];
+    const args = [
+      'copy',
+      '--quiet',
+      '--dest-tls-verify=false',
+      ...(registry.username ? ['--dest-creds', `${registry.username}:${registry.password}`] : []),
+    ];
     if ((spec.platforms ?? []).length > 1) args.push('--all');
     if (spec.format === 'v2s2') args.push('--format', 'v2s2');
     args.push(`oci:${layout}:${spec.tag}`, `docker://${reference}`);
@@ -143,7 +200,11 @@ export async function makeBaseImage(registry: TestRegistry, spec: BaseImageSpec)
 }
 
 async function skopeoDigest(registry: TestRegistry, reference: string): Promise<string> {
-  const { stdout } = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', ...credsOf(registry), `docker://${reference}`], { maxBuffer: 16 << 20 });
+  const { stdout } = await run(
+    'skopeo',
+    ['inspect', '--raw', '--tls-verify=false', ...credsOf(registry), `docker://${reference}`],
+    { maxBuffer: 16 << 20 },
+  );
   return sha256(Buffer.from(stdout));
 }
 
@@ -156,21 +217,50 @@ export interface SkopeoInspect {
   Os: string;
 }
 
-export async function skopeoInspect(registry: TestRegistry, reference: string, what: 'image' | 'raw' | 'config' = 'image'): Promise<any> {
+export async function skopeoInspect(
+  registry: TestRegistry,
+  reference: string,
+  what: 'image' | 'raw' | 'config' = 'image',
+): Promise<any> {
   const flags = what === 'raw' ? ['--raw'] : what === 'config' ? ['--config'] : [];
-  const { stdout } = await run('skopeo', ['inspect', ...flags, '--tls-verify=false', ...credsOf(registry), `docker://${reference}`], { maxBuffer: 16 << 20 });
+  const { stdout } = await run(
+    'skopeo',
+    ['inspect', ...flags, '--tls-verify=false', ...credsOf(registry), `docker://${reference}`],
+    { maxBuffer: 16 << 20 },
+  );
   return JSON.parse(stdout);
 }
 
 /** `skopeo copy docker://… oci:<dir>:<tag>`: proves the image is complete and its blobs match their digests. */
-export async function skopeoCopyToLayout(registry: TestRegistry, reference: string, dir: string, tag = 'copied'): Promise<void> {
-  await run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', ...(registry.username ? ['--src-creds', `${registry.username}:${registry.password}`] : []), `docker://${reference}`, `oci:${dir}:${tag}`], { maxBuffer: 16 << 20 });
+export async function skopeoCopyToLayout(
+  registry: TestRegistry,
+  reference: string,
+  dir: string,
+  tag = 'copied',
+): Promise<void> {
+  await run(
+    'skopeo',
+    [
+      'copy',
+      '--quiet',
+      '--src-tls-verify=false',
+      ...(registry.username ? ['--src-creds', `${registry.username}:${registry.password}`] : []),
+      `docker://${reference}`,
+      `oci:${dir}:${tag}`,
+    ],
+    { maxBuffer: 16 << 20 },
+  );
 }
 
 /** Reads an OCI layout's image (by ref name or the only one) and returns its manifest and config. */
-export function readLayoutImage(dir: string, tag?: string): { manifest: any; config: any; blob(digest: string): string } {
+export function readLayoutImage(
+  dir: string,
+  tag?: string,
+): { manifest: any; config: any; blob(digest: string): string } {
   const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8'));
-  const entry = tag ? index.manifests.find((m: any) => m.annotations?.['org.opencontainers.image.ref.name'] === tag) : index.manifests[0];
+  const entry = tag
+    ? index.manifests.find((m: any) => m.annotations?.['org.opencontainers.image.ref.name'] === tag)
+    : index.manifests[0];
   if (!entry) throw new Error(`no image ${tag} in ${dir}`);
   const blob = (digest: string) => path.join(dir, 'blobs', ...digest.split(':'));
   const manifest = JSON.parse(fs.readFileSync(blob(entry.digest), 'utf8'));

@@ -82,7 +82,9 @@ export async function buildNodeRuntimeRootfsTar(outPath: string, options: NodeRu
     for (const elf of elfFiles) {
       for (const library of await sharedLibraries(elf)) libraries.add(library);
     }
-    const libcDir = [...libraries].map((l) => path.dirname(l)).find((dir) => fs.existsSync(path.join(dir, 'libc.so.6')));
+    const libcDir = [...libraries]
+      .map((l) => path.dirname(l))
+      .find((dir) => fs.existsSync(path.join(dir, 'libc.so.6')));
     for (const companion of GLIBC_COMPANIONS) {
       if (libcDir && fs.existsSync(path.join(libcDir, companion))) libraries.add(path.join(libcDir, companion));
     }
@@ -97,7 +99,10 @@ export async function buildNodeRuntimeRootfsTar(outPath: string, options: NodeRu
 
     const etc = path.join(root, 'etc');
     fs.mkdirSync(etc, { recursive: true });
-    fs.writeFileSync(path.join(etc, 'passwd'), 'root:x:0:0:root:/root:/usr/sbin/nologin\nnode:x:1000:1000:node:/home/node:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n');
+    fs.writeFileSync(
+      path.join(etc, 'passwd'),
+      'root:x:0:0:root:/root:/usr/sbin/nologin\nnode:x:1000:1000:node:/home/node:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n',
+    );
     fs.writeFileSync(path.join(etc, 'group'), 'root:x:0:\nnode:x:1000:\nnogroup:x:65534:\n');
     fs.writeFileSync(path.join(etc, 'nsswitch.conf'), 'passwd: files\ngroup: files\nhosts: files dns\n');
     fs.writeFileSync(path.join(etc, 'hosts'), '127.0.0.1 localhost\n::1 localhost\n');
@@ -110,13 +115,23 @@ export async function buildNodeRuntimeRootfsTar(outPath: string, options: NodeRu
     fs.mkdirSync(path.join(root, 'proc'));
     fs.mkdirSync(path.join(root, 'sys'));
     fs.chmodSync(root, 0o755);
-    for (const dir of ['usr', 'usr/local', 'usr/local/bin', 'etc', 'home', 'dev', 'proc', 'sys']) fs.chmodSync(path.join(root, dir), 0o755);
+    for (const dir of ['usr', 'usr/local', 'usr/local/bin', 'etc', 'home', 'dev', 'proc', 'sys'])
+      fs.chmodSync(path.join(root, dir), 0o755);
 
     fs.mkdirSync(path.dirname(path.resolve(outPath)), { recursive: true });
     const temp = `${outPath}.${process.pid}.tmp`;
     await run('tar', [
-      '--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '--format=gnu',
-      '-C', root, '-cf', temp, '.',
+      '--sort=name',
+      '--mtime=@0',
+      '--owner=0',
+      '--group=0',
+      '--numeric-owner',
+      '--format=gnu',
+      '-C',
+      root,
+      '-cf',
+      temp,
+      '.',
     ]);
     fs.renameSync(temp, outPath);
     const bytes = fs.readFileSync(outPath);
@@ -148,12 +163,22 @@ async function stageBuildTools(root: string): Promise<string[]> {
 
 /** The folder of the host's npm package: from npm_execpath when run under npm, else from npm on PATH. */
 function npmPackageDir(): string {
-  const candidates = [process.env.npm_execpath, ...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, 'npm'))];
+  const candidates = [
+    process.env.npm_execpath,
+    ...(process.env.PATH ?? '')
+      .split(path.delimiter)
+      .filter(Boolean)
+      .map((dir) => path.join(dir, 'npm')),
+  ];
   for (const candidate of candidates) {
     if (!candidate || !fs.existsSync(candidate)) continue;
     for (let dir = path.dirname(fs.realpathSync(candidate)); dir !== path.dirname(dir); dir = path.dirname(dir)) {
       const manifest = path.join(dir, 'package.json');
-      if (fs.existsSync(manifest) && (JSON.parse(fs.readFileSync(manifest, 'utf8')) as { name?: string }).name === 'npm') return dir;
+      if (
+        fs.existsSync(manifest) &&
+        (JSON.parse(fs.readFileSync(manifest, 'utf8')) as { name?: string }).name === 'npm'
+      )
+        return dir;
     }
   }
   throw new Error('npm was not found (neither npm_execpath nor npm on PATH)');
@@ -181,12 +206,20 @@ export async function podmanUnusableReason(): Promise<string | undefined> {
 
 /** `podman import` of a rootfs tar as a local image tag, with node as the default command; returns the image ID. */
 export async function importNodeRuntimeImage(tar: string, tag: string): Promise<string> {
-  const { stdout } = await run('podman', [
-    ...PODMAN_GLOBAL_ARGS, 'import',
-    '--change', 'ENV PATH=/usr/local/bin:/usr/bin:/bin',
-    '--change', 'CMD ["/usr/local/bin/node"]',
-    tar, tag,
-  ], { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 });
+  const { stdout } = await run(
+    'podman',
+    [
+      ...PODMAN_GLOBAL_ARGS,
+      'import',
+      '--change',
+      'ENV PATH=/usr/local/bin:/usr/bin:/bin',
+      '--change',
+      'CMD ["/usr/local/bin/node"]',
+      tar,
+      tag,
+    ],
+    { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 },
+  );
   // The last line is the image ID, as "sha256:<hex>" on some podman versions: `podman rmi` takes the bare hex.
   return (stdout.trim().split('\n').pop() ?? '').replace(/^sha256:/, '');
 }

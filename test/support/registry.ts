@@ -1,9 +1,10 @@
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { freePort, waitForPort } from './ports';
+
 import { makeTempDir } from './paths';
+import { freePort, waitForPort } from './ports';
 
 /**
  * A real distribution registry (Debian's `docker-registry`) on a free 127.0.0.1 port, with its
@@ -124,8 +125,14 @@ export interface AcrFront {
   stop(): Promise<void>;
 }
 
-export async function startAcrFront(opts: { registry: TestRegistry; entraToken: string | ((token: string) => boolean); tenantId?: string; anonymousPull?: boolean }): Promise<AcrFront> {
-  const entraTokenOk = (token: string | null) => !!token && (typeof opts.entraToken === 'string' ? token === opts.entraToken : opts.entraToken(token));
+export async function startAcrFront(opts: {
+  registry: TestRegistry;
+  entraToken: string | ((token: string) => boolean);
+  tenantId?: string;
+  anonymousPull?: boolean;
+}): Promise<AcrFront> {
+  const entraTokenOk = (token: string | null) =>
+    !!token && (typeof opts.entraToken === 'string' ? token === opts.entraToken : opts.entraToken(token));
   const http = await import('node:http');
   const refreshTokens = new Set<string>();
   const accessTokens = new Map<string, string[]>();
@@ -137,14 +144,20 @@ export async function startAcrFront(opts: { registry: TestRegistry; entraToken: 
   const readForm = (req: import('node:http').IncomingMessage) =>
     new Promise<URLSearchParams>((resolve) => {
       let body = '';
-      req.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve(new URLSearchParams(body)));
+      req
+        .setEncoding('utf8')
+        .on('data', (c: string) => (body += c))
+        .on('end', () => resolve(new URLSearchParams(body)));
     });
   const json = (res: import('node:http').ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
   };
   const challenge = (res: import('node:http').ServerResponse, scope?: string) => {
-    res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': `Bearer realm="http://${host}/oauth2/token",service="${host}"${scope ? `,scope="${scope}"` : ''}` });
+    res.writeHead(401, {
+      'content-type': 'application/json',
+      'www-authenticate': `Bearer realm="http://${host}/oauth2/token",service="${host}"${scope ? `,scope="${scope}"` : ''}`,
+    });
     res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] }));
   };
 
@@ -152,8 +165,16 @@ export async function startAcrFront(opts: { registry: TestRegistry; entraToken: 
     const url = new URL(req.url ?? '/', `http://${host}`);
     if (req.method === 'POST' && url.pathname === '/oauth2/exchange') {
       const form = await readForm(req);
-      if (form.get('grant_type') !== 'access_token' || !entraTokenOk(form.get('access_token')) || form.get('service') !== host || (opts.tenantId && form.get('tenant') !== opts.tenantId)) {
-        events.push({ kind: 'refused', detail: `exchange grant=${form.get('grant_type')} service=${form.get('service')} tenant=${form.get('tenant')}` });
+      if (
+        form.get('grant_type') !== 'access_token' ||
+        !entraTokenOk(form.get('access_token')) ||
+        form.get('service') !== host ||
+        (opts.tenantId && form.get('tenant') !== opts.tenantId)
+      ) {
+        events.push({
+          kind: 'refused',
+          detail: `exchange grant=${form.get('grant_type')} service=${form.get('service')} tenant=${form.get('tenant')}`,
+        });
         return json(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'invalid Entra ID token' }] });
       }
       const refresh = `acr-refresh-${crypto.randomBytes(16).toString('hex')}`;
@@ -181,12 +202,18 @@ export async function startAcrFront(opts: { registry: TestRegistry; entraToken: 
       else if (!req.headers.authorization && opts.anonymousPull) {
         scopes = requested.map((s) => s.replace(/:[^:]*$/, ':pull'));
       } else {
-        events.push({ kind: 'refused', detail: `GET token ${req.headers.authorization ? 'with wrong credentials' : 'anonymously'}` });
+        events.push({
+          kind: 'refused',
+          detail: `GET token ${req.headers.authorization ? 'with wrong credentials' : 'anonymously'}`,
+        });
         return json(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'incorrect username or password' }] });
       }
       const access = `acr-access-${crypto.randomBytes(16).toString('hex')}`;
       accessTokens.set(access, scopes);
-      events.push({ kind: 'token', detail: `${req.headers.authorization ? 'basic' : 'anonymous'} ${scopes.join(' ')}` });
+      events.push({
+        kind: 'token',
+        detail: `${req.headers.authorization ? 'basic' : 'anonymous'} ${scopes.join(' ')}`,
+      });
       return json(res, 200, { token: access, expires_in: 300 });
     }
     if (!url.pathname.startsWith('/v2/')) return json(res, 404, {});
@@ -203,14 +230,18 @@ export async function startAcrFront(opts: { registry: TestRegistry; entraToken: 
       });
       if (!ok) return challenge(res, `repository:${m[1]}:${action}`);
       const from = url.searchParams.get('from');
-      if (from && !granted.some((s) => s.startsWith(`repository:${from}:`))) return challenge(res, `repository:${from}:pull`);
+      if (from && !granted.some((s) => s.startsWith(`repository:${from}:`)))
+        return challenge(res, `repository:${from}:pull`);
     }
     events.push({ kind: 'forward', detail: `${req.method} ${url.pathname}` });
     const headers = { ...req.headers, host: upstream.host, authorization: basic };
-    const forward = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
+    const forward = http.request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
     forward.on('error', () => {
       if (!res.headersSent) res.writeHead(502);
       res.end();

@@ -4,8 +4,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+
 import { credsOf, readLayoutImage, skopeoCopyToLayout, unpackLayers } from './images';
-import { podmanUnusableReason, PODMAN_GLOBAL_ARGS, PODMAN_RUN_ARGS } from './nodeRuntimeBase';
+import { PODMAN_GLOBAL_ARGS, PODMAN_RUN_ARGS, podmanUnusableReason } from './nodeRuntimeBase';
 import { freePort } from './ports';
 import type { TestRegistry } from './registry';
 
@@ -37,12 +38,26 @@ interface ImageConfig {
   WorkingDir?: string;
 }
 
-export async function waitForReady(url: string, logs: () => string, alive: () => boolean, timeoutMs = 90_000): Promise<void> {
+export async function waitForReady(
+  url: string,
+  logs: () => string,
+  alive: () => boolean,
+  timeoutMs = 90_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (!alive()) throw new Error(`the scoring service stopped before it was ready:\n${logs().slice(-3000)}`);
-    if ((await fetch(`${url}/readyz`).then((r) => r.status, () => 0)) === 200) return;
-    if (Date.now() > deadline) throw new Error(`the scoring service at ${url} did not get ready within ${timeoutMs / 1000} s:\n${logs().slice(-3000)}`);
+    if (
+      (await fetch(`${url}/readyz`).then(
+        (r) => r.status,
+        () => 0,
+      )) === 200
+    )
+      return;
+    if (Date.now() > deadline)
+      throw new Error(
+        `the scoring service at ${url} did not get ready within ${timeoutMs / 1000} s:\n${logs().slice(-3000)}`,
+      );
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -59,11 +74,20 @@ export async function serveImage(image: ImageLocation, opts: ServeOptions): Prom
   return serveUnpacked(image, port, env, opts.workDir);
 }
 
-async function serveWithPodman(image: ImageLocation, port: number, env: Record<string, string>, say: (line: string) => void): Promise<ServedImage | undefined> {
+async function serveWithPodman(
+  image: ImageLocation,
+  port: number,
+  env: Record<string, string>,
+  say: (line: string) => void,
+): Promise<ServedImage | undefined> {
   const podman = (...args: string[]) => spawnSync('podman', [...PODMAN_GLOBAL_ARGS, ...args], { encoding: 'utf8' });
   const name = `model-delivery-${process.pid}-${port}`;
   const undo: Array<() => void> = [];
-  const stop = async () => undo.splice(0).reverse().forEach((f) => f());
+  const stop = async () =>
+    undo
+      .splice(0)
+      .reverse()
+      .forEach((f) => f());
   let source: string;
   let pullArgs: string[] = [];
   if ('registry' in image) {
@@ -88,7 +112,17 @@ async function serveWithPodman(image: ImageLocation, port: number, env: Record<s
   }
   // Podman's vfs storage holds a full copy of every image: the pulled one goes when serving stops.
   undo.push(() => void podman('rmi', '--force', imageId));
-  const run = podman('run', '--detach', '--name', name, ...PODMAN_RUN_ARGS, '--network', 'host', ...Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]), imageId);
+  const run = podman(
+    'run',
+    '--detach',
+    '--name',
+    name,
+    ...PODMAN_RUN_ARGS,
+    '--network',
+    'host',
+    ...Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
+    imageId,
+  );
   if (run.status !== 0) {
     say(`    podman run failed (${run.stderr.trim().split('\n').pop()}): serving the unpacked layers instead`);
     await stop();
@@ -110,7 +144,12 @@ async function serveWithPodman(image: ImageLocation, port: number, env: Record<s
 }
 
 /** Unpacks the image's layers in order (read from its layout, or copied out by skopeo) and runs its entrypoint with this node. */
-async function serveUnpacked(image: ImageLocation, port: number, env: Record<string, string>, workDir: string): Promise<ServedImage> {
+async function serveUnpacked(
+  image: ImageLocation,
+  port: number,
+  env: Record<string, string>,
+  workDir: string,
+): Promise<ServedImage> {
   const rootfs = path.join(workDir, 'rootfs');
   fs.rmSync(rootfs, { recursive: true, force: true });
   let layout: string;
@@ -123,21 +162,33 @@ async function serveUnpacked(image: ImageLocation, port: number, env: Record<str
     await skopeoCopyToLayout(image.registry, image.ref, copied, tag);
   } else ({ layout, tag } = image);
   const read = readLayoutImage(layout, tag);
-  await unpackLayers(read.manifest.layers.map((l: { digest: string }) => read.blob(l.digest)), rootfs);
+  await unpackLayers(
+    read.manifest.layers.map((l: { digest: string }) => read.blob(l.digest)),
+    rootfs,
+  );
   if (copied) fs.rmSync(copied, { recursive: true, force: true });
 
   const config = read.config.config as ImageConfig;
-  const imageEnv = Object.fromEntries((config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  const imageEnv = Object.fromEntries(
+    (config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
+  );
   // The entrypoint's node is this machine's; absolute paths in its arguments point into the rootfs.
-  const command = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])].slice(1).map((arg) => (arg.startsWith('/') ? path.join(rootfs, arg) : arg));
+  const command = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])]
+    .slice(1)
+    .map((arg) => (arg.startsWith('/') ? path.join(rootfs, arg) : arg));
   const child = spawn(process.execPath, command, {
     cwd: path.join(rootfs, config.WorkingDir ?? '/'),
-    env: { PATH: process.env.PATH ?? '', ...imageEnv, ...(imageEnv.MODEL_PATH ? { MODEL_PATH: path.join(rootfs, imageEnv.MODEL_PATH) } : {}), ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      ...imageEnv,
+      ...(imageEnv.MODEL_PATH ? { MODEL_PATH: path.join(rootfs, imageEnv.MODEL_PATH) } : {}),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let logs = '';
-  child.stdout!.on('data', (c) => (logs += c));
-  child.stderr!.on('data', (c) => (logs += c));
+  child.stdout.on('data', (c) => (logs += c));
+  child.stderr.on('data', (c) => (logs += c));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
@@ -146,7 +197,11 @@ async function serveUnpacked(image: ImageLocation, port: number, env: Record<str
   };
   const url = `http://127.0.0.1:${port}`;
   try {
-    await waitForReady(url, () => logs, () => child.exitCode === null);
+    await waitForReady(
+      url,
+      () => logs,
+      () => child.exitCode === null,
+    );
   } catch (err) {
     await stop();
     throw err;

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { distTasks, makeTempDir, nodeRuntimes, type NodeRuntime } from './paths';
+
+import { distTasks, makeTempDir, type NodeRuntime, nodeRuntimes } from './paths';
 
 /**
  * Runs a bundled task the way the agent does: `node index.js` in a child process, inputs as
@@ -68,7 +69,10 @@ function unescapeProperty(value: string): string {
 }
 
 function unescapeData(value: string): string {
-  return value.replace(/%0D/gi, '\r').replace(/%0A/gi, '\n').replace(/%AZP25/g, '%');
+  return value
+    .replace(/%0D/gi, '\r')
+    .replace(/%0A/gi, '\n')
+    .replace(/%AZP25/g, '%');
 }
 
 export function parseVsoCommand(line: string): VsoCommand | undefined {
@@ -107,7 +111,8 @@ export function agentEnvironment(opts: RunTaskOptions, tempDir: string): Record<
     BUILD_REPOSITORY_URI: 'https://github.com/contoso/scoring',
   });
   for (const [name, value] of Object.entries(opts.variables ?? {})) env[name.replace(/\./g, '_').toUpperCase()] = value;
-  for (const [name, value] of Object.entries(opts.secretVariables ?? {})) env[`SECRET_${name.replace(/\./g, '_').toUpperCase()}`] = value;
+  for (const [name, value] of Object.entries(opts.secretVariables ?? {}))
+    env[`SECRET_${name.replace(/\./g, '_').toUpperCase()}`] = value;
   for (const [name, value] of Object.entries(opts.inputs ?? {})) {
     if (value !== undefined) env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] = String(value);
   }
@@ -132,7 +137,11 @@ export async function runTask(taskName: string, opts: RunTaskOptions = {}): Prom
   const tempDir = makeTempDir(`agent-${taskName}-`);
   const env = agentEnvironment(opts, tempDir);
   const started = Date.now();
-  const child = spawn(nodeRuntimes[opts.node ?? 'node20'], [script], { cwd: opts.cwd ?? tempDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(nodeRuntimes[opts.node ?? 'node20'], [script], {
+    cwd: opts.cwd ?? tempDir,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   let pending = '';
@@ -150,7 +159,11 @@ export async function runTask(taskName: string, opts: RunTaskOptions = {}): Prom
   const exitCode = await new Promise<number | null>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${taskName} did not finish within ${timeoutMs} ms. Output so far:\n${stdout.slice(-4000)}\n${stderr.slice(-2000)}`));
+      reject(
+        new Error(
+          `${taskName} did not finish within ${timeoutMs} ms. Output so far:\n${stdout.slice(-4000)}\n${stderr.slice(-2000)}`,
+        ),
+      );
     }, timeoutMs);
     child.on('error', reject);
     child.on('close', (code) => {
@@ -160,20 +173,43 @@ export async function runTask(taskName: string, opts: RunTaskOptions = {}): Prom
   });
   const run = parseTaskOutput(stdout, stderr, exitCode, Date.now() - started);
   // Summaries live in the agent temp folder: read them before it goes.
-  run.summaries = run.summaries.map((file) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : `(missing summary file ${file})`));
+  run.summaries = run.summaries.map((file) =>
+    fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : `(missing summary file ${file})`,
+  );
   fs.rmSync(tempDir, { recursive: true, force: true });
-  assertNoSecretsLeaked(run, Object.values(opts.secretVariables ?? {}).concat(secretsOfEndpoints(opts.endpoints ?? [])));
+  assertNoSecretsLeaked(
+    run,
+    Object.values(opts.secretVariables ?? {}).concat(secretsOfEndpoints(opts.endpoints ?? [])),
+  );
   return run;
 }
 
 const SECRET_AUTH_KEYS = /password|key|secret|token|certificate|kubeconfig|apitoken/i;
 
 function secretsOfEndpoints(endpoints: ServiceEndpoint[]): string[] {
-  return endpoints.flatMap((ep) => Object.entries(ep.auth ?? {}).filter(([k]) => SECRET_AUTH_KEYS.test(k) && !/type$/i.test(k)).map(([, v]) => v));
+  return endpoints.flatMap((ep) =>
+    Object.entries(ep.auth ?? {})
+      .filter(([k]) => SECRET_AUTH_KEYS.test(k) && !/type$/i.test(k))
+      .map(([, v]) => v),
+  );
 }
 
 export function parseTaskOutput(stdout: string, stderr: string, exitCode: number | null, durationMs = 0): TaskRun {
-  const run: TaskRun = { exitCode, stdout, stderr, logLines: [], commands: [], message: '', outputs: {}, variables: {}, secrets: [], issues: [], summaries: [], progress: [], durationMs };
+  const run: TaskRun = {
+    exitCode,
+    stdout,
+    stderr,
+    logLines: [],
+    commands: [],
+    message: '',
+    outputs: {},
+    variables: {},
+    secrets: [],
+    issues: [],
+    summaries: [],
+    progress: [],
+    durationMs,
+  };
   for (const line of stdout.split(/\r?\n/)) {
     const cmd = parseVsoCommand(line);
     if (!cmd) {
@@ -215,7 +251,9 @@ export function assertNoSecretsLeaked(run: TaskRun, sentinels: string[] = []): v
     if (text.includes(secret)) {
       const at = text.indexOf(secret);
       const context = text.slice(Math.max(0, at - 80), at).replace(secret, '<SECRET>');
-      throw new Error(`a secret (${secret.length} chars) leaked into the task output after: ${JSON.stringify(context)}`);
+      throw new Error(
+        `a secret (${secret.length} chars) leaked into the task output after: ${JSON.stringify(context)}`,
+      );
     }
   }
 }

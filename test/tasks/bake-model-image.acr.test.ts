@@ -2,10 +2,11 @@ import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { startAzureStandIn, type AzureStandIn } from '../support/azureStandIn';
+
+import { type AzureStandIn, startAzureStandIn } from '../support/azureStandIn';
 import { makeBaseImage, skopeoInspect } from '../support/images';
 import { makeTempDir } from '../support/paths';
-import { startAcrFront, startRegistry, type AcrFront, type TestRegistry } from '../support/registry';
+import { type AcrFront, startAcrFront, startRegistry, type TestRegistry } from '../support/registry';
 import { describeRun, runTask, type RunTaskOptions, type TaskRun } from '../support/taskRunner';
 
 /**
@@ -45,11 +46,23 @@ describe('BakeModelImage task with an Azure Resource Manager connection (ACR tok
       id: 'arm-conn',
       scheme: 'ServicePrincipal',
       url: azure.url,
-      auth: { tenantid: tenantId, serviceprincipalid: clientId, serviceprincipalkey: secret, authenticationType: 'spnKey' },
+      auth: {
+        tenantid: tenantId,
+        serviceprincipalid: clientId,
+        serviceprincipalkey: secret,
+        authenticationType: 'spnKey',
+      },
       data: { subscriptionId: 'sub-1', environment: 'AzureCloud', environmentAuthorityUrl: azure.url },
     };
     return runTask('BakeModelImage', {
-      inputs: { connectionType: 'azureResourceManager', azureSubscription: 'arm-conn', repository: `${acr.host}/ml/scoring`, baseImage: `${acr.host}/apps/scoring-app:1.0`, modelPath: modelFile, tags: 'acr' },
+      inputs: {
+        connectionType: 'azureResourceManager',
+        azureSubscription: 'arm-conn',
+        repository: `${acr.host}/ml/scoring`,
+        baseImage: `${acr.host}/apps/scoring-app:1.0`,
+        modelPath: modelFile,
+        tags: 'acr',
+      },
       endpoints: [endpoint],
       env: { NODE_EXTRA_CA_CERTS: azure.caFile },
       node: 'node24',
@@ -60,22 +73,43 @@ describe('BakeModelImage task with an Azure Resource Manager connection (ACR tok
     const run = await bake(clientSecret);
     assert.equal(run.result, 'Succeeded', describeRun(run));
     assert.equal(acr.events.filter((e) => e.kind === 'exchange').length, 1);
-    assert.deepEqual(acr.events.filter((e) => e.kind === 'exchange').map((e) => e.detail), [`tenant=${tenantId}`]);
+    assert.deepEqual(
+      acr.events.filter((e) => e.kind === 'exchange').map((e) => e.detail),
+      [`tenant=${tenantId}`],
+    );
     const scopes = acr.events.filter((e) => e.kind === 'token').map((e) => e.detail);
-    assert.ok(scopes.some((s) => s.includes('repository:ml/scoring:pull,push')), scopes.join('\n'));
-    assert.ok(scopes.some((s) => s.includes('repository:apps/scoring-app:pull')), 'the cross-repository mount asks for pull on the base repository');
+    assert.ok(
+      scopes.some((s) => s.includes('repository:ml/scoring:pull,push')),
+      scopes.join('\n'),
+    );
+    assert.ok(
+      scopes.some((s) => s.includes('repository:apps/scoring-app:pull')),
+      'the cross-repository mount asks for pull on the base repository',
+    );
     assert.ok(acr.events.some((e) => e.kind === 'forward' && /^PUT \/v2\/ml\/scoring\/manifests\/acr$/.test(e.detail)));
     const inspect = await skopeoInspect(registry, `${registry.host}/ml/scoring:acr`);
     assert.equal(inspect.Digest, run.outputs.ImageDigest);
-    assert.ok(run.secrets.some((s) => s.startsWith('acr-refresh-')), 'the refresh token is registered as a secret');
-    assert.ok(run.secrets.some((s) => s.startsWith('acr-access-')), 'the access token is registered as a secret');
-    assert.ok(run.secrets.some((s) => s.startsWith('arm-')), 'the Entra ID token is registered as a secret');
+    assert.ok(
+      run.secrets.some((s) => s.startsWith('acr-refresh-')),
+      'the refresh token is registered as a secret',
+    );
+    assert.ok(
+      run.secrets.some((s) => s.startsWith('acr-access-')),
+      'the access token is registered as a secret',
+    );
+    assert.ok(
+      run.secrets.some((s) => s.startsWith('arm-')),
+      'the Entra ID token is registered as a secret',
+    );
   });
 
   it('fails clearly, naming the connection, when Entra ID refuses the service principal', async () => {
     const run = await bake('wrong-secret-value');
     assert.equal(run.result, 'Failed', describeRun(run));
-    assert.match(run.message, /^Azure service connection 'arm-conn' \(azureSubscription\) could not sign in to push to 127\.0\.0\.1:\d+: .*AADSTS7000215/);
+    assert.match(
+      run.message,
+      /^Azure service connection 'arm-conn' \(azureSubscription\) could not sign in to push to 127\.0\.0\.1:\d+: .*AADSTS7000215/,
+    );
     assert.doesNotMatch(run.logLines.join('\n') + run.message, /wrong-secret-value/);
   });
 });

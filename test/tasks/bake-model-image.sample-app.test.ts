@@ -2,12 +2,13 @@ import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
 import type { ModelManifest } from '../../tasks/FetchModel/modelManifest';
 import { makeBaseImage } from '../support/images';
 import { buildNodeRuntimeRootfsTar } from '../support/nodeRuntimeBase';
 import { makeTempDir, repoRoot } from '../support/paths';
 import { startRegistry, type TestRegistry } from '../support/registry';
-import { serveImage, type ServedImage } from '../support/serveImage';
+import { type ServedImage, serveImage } from '../support/serveImage';
 import { describeRun, runTask } from '../support/taskRunner';
 
 const APP = path.join(repoRoot, 'sample-app');
@@ -26,9 +27,13 @@ describe('BakeModelImage: the baked sample app serves its model', function () {
   let served: ServedImage | undefined;
 
   before(function () {
-    const missing = ['dist/main.js', 'node_modules/onnxruntime-node', 'node_modules/@nestjs/core'].filter((p) => !fs.existsSync(path.join(APP, p)));
+    const missing = ['dist/main.js', 'node_modules/onnxruntime-node', 'node_modules/@nestjs/core'].filter(
+      (p) => !fs.existsSync(path.join(APP, p)),
+    );
     if (missing.length) {
-      console.log(`    skipped: sample-app is not built yet (missing ${missing.join(', ')}); run npm ci && npm run build in sample-app/`);
+      console.log(
+        `    skipped: sample-app is not built yet (missing ${missing.join(', ')}); run npm ci && npm run build in sample-app/`,
+      );
       this.skip();
     }
   });
@@ -42,11 +47,19 @@ describe('BakeModelImage: the baked sample app serves its model', function () {
   async function score(url: string): Promise<void> {
     const samples = JSON.parse(fs.readFileSync(path.join(SAMPLE_MODEL, 'samples.json'), 'utf8'));
     for (const sample of samples.requests) {
-      const res = await fetch(`${url}/score`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(sample.body) });
+      const res = await fetch(`${url}/score`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(sample.body),
+      });
       assert.equal(res.status, 200, `${sample.description}: ${await res.clone().text()}`);
       const body = (await res.json()) as { outputs: { probabilities: number[][]; label: unknown } };
       const expected = sample.expected.probabilities.flat() as number[];
-      body.outputs.probabilities.flat().forEach((p, i) => assert.ok(Math.abs(p - expected[i]) <= samples.tolerance, `${sample.description}: ${p} vs ${expected[i]}`));
+      body.outputs.probabilities
+        .flat()
+        .forEach((p, i) =>
+          assert.ok(Math.abs(p - expected[i]) <= samples.tolerance, `${sample.description}: ${p} vs ${expected[i]}`),
+        );
       assert.deepEqual(body.outputs.label, sample.expected.label);
     }
   }
@@ -55,7 +68,12 @@ describe('BakeModelImage: the baked sample app serves its model', function () {
     registry = await startRegistry();
     work = makeTempDir('bake-sample-app-');
     const runtime = await buildNodeRuntimeRootfsTar(path.join(work, 'runtime.tar'));
-    await makeBaseImage(registry, { repository: 'runtimes/node', tag: '20-slim', rootfsTar: runtime.path, config: { Env: ['PATH=/usr/local/bin:/usr/bin:/bin'], Cmd: ['node'] } });
+    await makeBaseImage(registry, {
+      repository: 'runtimes/node',
+      tag: '20-slim',
+      rootfsTar: runtime.path,
+      config: { Env: ['PATH=/usr/local/bin:/usr/bin:/bin'], Cmd: ['node'] },
+    });
     fs.rmSync(runtime.path);
 
     // The model as FetchModel leaves a single-file model: the file, its sidecar, and model-manifest.json.
@@ -64,23 +82,69 @@ describe('BakeModelImage: the baked sample app serves its model', function () {
     const onnx = fs.readFileSync(path.join(modelDir, 'model.onnx'));
     const sha256 = crypto.createHash('sha256').update(onnx).digest('hex');
     const manifest: ModelManifest = {
-      schemaVersion: 1, name: 'sample-classifier', version: '1.0.0', layout: 'file',
-      source: { type: 'azureBlob', uri: 'https://models.blob.core.windows.net/models/sample-classifier/1.0.0/model.onnx', etag: 'x', lastModified: '2026-11-01T00:00:00Z' },
-      sha256, sizeBytes: onnx.length, files: [{ path: 'model.onnx', sizeBytes: onnx.length, sha256 }], fetchedAt: new Date().toISOString(),
+      schemaVersion: 1,
+      name: 'sample-classifier',
+      version: '1.0.0',
+      layout: 'file',
+      source: {
+        type: 'azureBlob',
+        uri: 'https://models.blob.core.windows.net/models/sample-classifier/1.0.0/model.onnx',
+        etag: 'x',
+        lastModified: '2026-11-01T00:00:00Z',
+      },
+      sha256,
+      sizeBytes: onnx.length,
+      files: [{ path: 'model.onnx', sizeBytes: onnx.length, sha256 }],
+      fetchedAt: new Date().toISOString(),
     };
     fs.writeFileSync(path.join(modelDir, 'model-manifest.json'), JSON.stringify(manifest));
 
     const result = await runTask('BakeModelImage', {
       inputs: {
-        connectionType: 'dockerRegistry', dockerRegistryServiceConnection: 'reg', repository: `${registry.host}/ml/scoring`,
-        baseImage: `${registry.host}/runtimes/node:20-slim`, modelPath: modelDir,
-        appDirectory: APP, appTargetPath: '/app',
+        connectionType: 'dockerRegistry',
+        dockerRegistryServiceConnection: 'reg',
+        repository: `${registry.host}/ml/scoring`,
+        baseImage: `${registry.host}/runtimes/node:20-slim`,
+        modelPath: modelDir,
+        appDirectory: APP,
+        appTargetPath: '/app',
         // The sample app's .dockerignore is for its Dockerfile, which builds dist and node_modules itself; here they are the build output.
-        appExclude: ['!dist', '!node_modules', 'src', 'test', 'scripts', 'models', 'k8s', 'Dockerfile', '.test-build', 'tsconfig*.json', 'node_modules/typescript', 'node_modules/onnx-proto', 'node_modules/@esbuild', 'node_modules/esbuild', 'node_modules/tsx', 'node_modules/mocha', 'node_modules/@types', '**/*.map'].join('\n'),
-        workingDir: '/app', cmd: '["node", "dist/main.js"]', user: '1000:1000', exposedPorts: '8080', env: 'NODE_ENV=production',
-        compression: 'gzip', compressionLevel: '1', tags: 'e2e',
+        appExclude: [
+          '!dist',
+          '!node_modules',
+          'src',
+          'test',
+          'scripts',
+          'models',
+          'k8s',
+          'Dockerfile',
+          '.test-build',
+          'tsconfig*.json',
+          'node_modules/typescript',
+          'node_modules/onnx-proto',
+          'node_modules/@esbuild',
+          'node_modules/esbuild',
+          'node_modules/tsx',
+          'node_modules/mocha',
+          'node_modules/@types',
+          '**/*.map',
+        ].join('\n'),
+        workingDir: '/app',
+        cmd: '["node", "dist/main.js"]',
+        user: '1000:1000',
+        exposedPorts: '8080',
+        env: 'NODE_ENV=production',
+        compression: 'gzip',
+        compressionLevel: '1',
+        tags: 'e2e',
       },
-      endpoints: [{ id: 'reg', scheme: 'UsernamePassword', auth: { username: registry.username, password: registry.password, registry: registry.url } }],
+      endpoints: [
+        {
+          id: 'reg',
+          scheme: 'UsernamePassword',
+          auth: { username: registry.username, password: registry.password, registry: registry.url },
+        },
+      ],
       timeoutMs: 300_000,
     });
     assert.equal(result.result, 'Succeeded', describeRun(result));

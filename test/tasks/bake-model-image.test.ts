@@ -4,12 +4,21 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+
 import type { ModelManifest } from '../../tasks/FetchModel/modelManifest';
-import { startFaultProxy, type FaultProxy } from '../support/faultProxy';
-import { listLayer, makeBaseImage, readLayoutImage, skopeoCopyToLayout, skopeoInspect, unpackLayers, type PushedBaseImage } from '../support/images';
+import { bakeThrough, committedBlobsThrough, failed, registryEndpoint, succeeded } from '../support/bakeRuns';
+import { type FaultProxy, startFaultProxy } from '../support/faultProxy';
+import {
+  listLayer,
+  makeBaseImage,
+  type PushedBaseImage,
+  readLayoutImage,
+  skopeoCopyToLayout,
+  skopeoInspect,
+  unpackLayers,
+} from '../support/images';
 import { makeTempDir } from '../support/paths';
 import { startRegistry, type TestRegistry } from '../support/registry';
-import { bakeThrough, committedBlobsThrough, failed, registryEndpoint, succeeded } from '../support/bakeRuns';
 import { runTask, type RunTaskOptions } from '../support/taskRunner';
 
 const run = promisify(execFile);
@@ -28,7 +37,8 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
 
   const endpoint = () => registryEndpoint('acr-push', proxy, registry);
 
-  const bake = (inputs: Record<string, string | undefined>, opts: Partial<RunTaskOptions> = {}) => bakeThrough(endpoint(), inputs, opts);
+  const bake = (inputs: Record<string, string | undefined>, opts: Partial<RunTaskOptions> = {}) =>
+    bakeThrough(endpoint(), inputs, opts);
 
   /** A model file with FetchModel's manifest beside it, as FetchModel leaves it. */
   function fetchedModelFile(dir: string, name: string, version: string, bytes: Buffer): string {
@@ -41,7 +51,13 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
       name,
       version,
       layout: 'file',
-      source: { type: 'azureBlob', uri: `https://models.blob.core.windows.net/models/${name}/${version}/model.onnx`, container: 'models', etag: '0x8DC', lastModified: '2026-11-01T00:00:00Z' },
+      source: {
+        type: 'azureBlob',
+        uri: `https://models.blob.core.windows.net/models/${name}/${version}/model.onnx`,
+        container: 'models',
+        etag: '0x8DC',
+        lastModified: '2026-11-01T00:00:00Z',
+      },
       sha256,
       sizeBytes: bytes.length,
       files: [{ path: 'model.onnx', sizeBytes: bytes.length, sha256 }],
@@ -64,7 +80,9 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
   const committedBlobs = () => committedBlobsThrough(proxy);
 
   function blobBytesSent(): number {
-    return proxy.stats.requests.filter((r) => /\/blobs\/uploads\//.test(r.path) && (r.method === 'PATCH' || r.method === 'PUT')).reduce((n, r) => n + r.bytesIn, 0);
+    return proxy.stats.requests
+      .filter((r) => /\/blobs\/uploads\//.test(r.path) && (r.method === 'PATCH' || r.method === 'PUT'))
+      .reduce((n, r) => n + r.bytesIn, 0);
   }
 
   before(async () => {
@@ -72,7 +90,12 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
     proxy = await startFaultProxy({ target: registry.url });
     host = `127.0.0.1:${proxy.port}`;
     work = makeTempDir('bake-test-');
-    ociBase = await makeBaseImage(registry, { repository: 'apps/scoring-app', tag: '1.0', files: { 'app/main.js': 'console.log("app")\n', 'etc/os-release': 'ID=test\n' }, config: { Cmd: ['node', '/app/main.js'], WorkingDir: '/app' } });
+    ociBase = await makeBaseImage(registry, {
+      repository: 'apps/scoring-app',
+      tag: '1.0',
+      files: { 'app/main.js': 'console.log("app")\n', 'etc/os-release': 'ID=test\n' },
+      config: { Cmd: ['node', '/app/main.js'], WorkingDir: '/app' },
+    });
   });
 
   after(async () => {
@@ -89,7 +112,12 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
   it('bakes a model onto an OCI base: skopeo accepts it, the layer holds the model bytes, labels and env are set (node24)', async () => {
     const model = randomBytes(300_000, 'churn-1.4.2');
     const modelFile = fetchedModelFile(path.join(work, 'm1'), 'churn', '1.4.2', model);
-    const r = succeeded(await bake({ repository: `${host}/scoring`, baseImage: `${host}/apps/scoring-app:1.0`, modelPath: modelFile }, { node: 'node24', variables: { 'Build.BuildId': '101' } }));
+    const r = succeeded(
+      await bake(
+        { repository: `${host}/scoring`, baseImage: `${host}/apps/scoring-app:1.0`, modelPath: modelFile },
+        { node: 'node24', variables: { 'Build.BuildId': '101' } },
+      ),
+    );
     const digest = r.outputs.ImageDigest;
     assert.match(digest, /^sha256:[a-f0-9]{64}$/);
     assert.equal(r.outputs.ImageRef, `${host}/scoring@${digest}`);
@@ -102,8 +130,14 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
     assert.deepEqual([...inspect.RepoTags].sort(), ['1.4.2', '101']);
     assert.equal(inspect.Labels['org.modeldelivery.model.name'], 'churn');
     assert.equal(inspect.Labels['org.modeldelivery.model.version'], '1.4.2');
-    assert.equal(inspect.Labels['org.modeldelivery.model.sha256'], crypto.createHash('sha256').update(model).digest('hex'));
-    assert.equal(inspect.Labels['org.modeldelivery.model.source'], 'https://models.blob.core.windows.net/models/churn/1.4.2/model.onnx');
+    assert.equal(
+      inspect.Labels['org.modeldelivery.model.sha256'],
+      crypto.createHash('sha256').update(model).digest('hex'),
+    );
+    assert.equal(
+      inspect.Labels['org.modeldelivery.model.source'],
+      'https://models.blob.core.windows.net/models/churn/1.4.2/model.onnx',
+    );
     assert.equal(inspect.Labels['org.opencontainers.image.base.digest'], ociBase.digest);
     assert.equal(inspect.Labels['org.opencontainers.image.base.name'], `${host}/apps/scoring-app:1.0`);
     assert.equal(inspect.Labels['org.opencontainers.image.revision'], '0123456789abcdef0123456789abcdef01234567');
@@ -137,22 +171,41 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
       ],
     );
     const rootfs = path.join(work, 'rootfs-1');
-    await unpackLayers(image.manifest.layers.map((l: { digest: string }) => image.blob(l.digest)), rootfs);
-    assert.ok(fs.readFileSync(path.join(rootfs, 'models/churn/model.onnx')).equals(model), 'model bytes in the image equal the source');
-    assert.equal(fs.readFileSync(path.join(rootfs, 'app/main.js'), 'utf8'), 'console.log("app")\n', 'base layer under it');
+    await unpackLayers(
+      image.manifest.layers.map((l: { digest: string }) => image.blob(l.digest)),
+      rootfs,
+    );
+    assert.ok(
+      fs.readFileSync(path.join(rootfs, 'models/churn/model.onnx')).equals(model),
+      'model bytes in the image equal the source',
+    );
+    assert.equal(
+      fs.readFileSync(path.join(rootfs, 'app/main.js'), 'utf8'),
+      'console.log("app")\n',
+      'base layer under it',
+    );
   });
 
   it('gives the same digest on a re-bake (node20 and node24) and uploads 0 blob bytes; a new model uploads only its layer and the config', async () => {
     const modelDir = path.join(work, 'm2');
     const modelFile = fetchedModelFile(modelDir, 'fraud', '7', randomBytes(1_500_000, 'fraud-7'));
-    const inputs = { repository: `${host}/repro`, baseImage: `${host}/apps/scoring-app:1.0`, modelPath: modelFile, compression: 'none', uploadChunkSize: '512KiB' };
+    const inputs = {
+      repository: `${host}/repro`,
+      baseImage: `${host}/apps/scoring-app:1.0`,
+      modelPath: modelFile,
+      compression: 'none',
+      uploadChunkSize: '512KiB',
+    };
     const first = succeeded(await bake(inputs));
     assert.ok(Number(first.outputs.BytesUploaded) > 1_500_000);
 
     proxy.resetStats();
     // FetchModel rewrites its manifest (fetchedAt) on every run; the digest must not move.
     const manifest = JSON.parse(fs.readFileSync(path.join(modelDir, 'model-manifest.json'), 'utf8'));
-    fs.writeFileSync(path.join(modelDir, 'model-manifest.json'), JSON.stringify({ ...manifest, fetchedAt: '2030-01-01T00:00:00Z' }));
+    fs.writeFileSync(
+      path.join(modelDir, 'model-manifest.json'),
+      JSON.stringify({ ...manifest, fetchedAt: '2030-01-01T00:00:00Z' }),
+    );
     fs.utimesSync(modelFile, new Date(), new Date());
     const second = succeeded(await bake(inputs, { node: 'node24' }));
     assert.equal(second.outputs.ImageDigest, first.outputs.ImageDigest);
@@ -166,7 +219,11 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
     assert.notEqual(third.outputs.ImageDigest, first.outputs.ImageDigest);
     const raw = await skopeoInspect(registry, `${registry.host}/repro@${third.outputs.ImageDigest}`, 'raw');
     const modelLayer = raw.layers.at(-1);
-    assert.deepEqual(committedBlobs().sort(), [modelLayer.digest, raw.config.digest].sort(), 'only the model layer and the config were uploaded');
+    assert.deepEqual(
+      committedBlobs().sort(),
+      [modelLayer.digest, raw.config.digest].sort(),
+      'only the model layer and the config were uploaded',
+    );
     assert.equal(blobBytesSent(), modelLayer.size + raw.config.size);
     assert.equal(Number(third.outputs.BytesUploaded), modelLayer.size + raw.config.size);
     const manifestPuts = proxy.stats.requests.filter((r) => r.method === 'PUT' && /\/manifests\//.test(r.path));
@@ -176,7 +233,13 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
   it('survives resets and 503s during upload with the same digest as a clean push', async () => {
     const modelFile = fetchedModelFile(path.join(work, 'm3'), 'vision', '2.0', randomBytes(2_000_000, 'vision'));
     // The title label defaults to the repository name; pin it so both repositories get one image.
-    const inputs = { baseImage: `${host}/apps/scoring-app:1.0`, modelPath: modelFile, compression: 'none', uploadChunkSize: '256KiB', labels: 'org.opencontainers.image.title=vision' };
+    const inputs = {
+      baseImage: `${host}/apps/scoring-app:1.0`,
+      modelPath: modelFile,
+      compression: 'none',
+      uploadChunkSize: '256KiB',
+      labels: 'org.opencontainers.image.title=vision',
+    };
     const clean = succeeded(await bake({ ...inputs, repository: `${host}/clean` }));
     proxy.resetStats();
     proxy.setFaults([
@@ -189,11 +252,18 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
     const faulty = succeeded(await bake({ ...inputs, repository: `${host}/faulty` }));
     assert.ok(proxy.stats.faultsInjected >= 5, `faults injected: ${proxy.stats.faultsInjected}`);
     assert.equal(faulty.outputs.ImageDigest, clean.outputs.ImageDigest);
-    assert.ok(faulty.logLines.some((l) => /retrying/.test(l)), 'the retries are logged');
+    assert.ok(
+      faulty.logLines.some((l) => /retrying/.test(l)),
+      'the retries are logged',
+    );
     proxy.setFaults([]);
     const inspect = await skopeoInspect(registry, `${registry.host}/faulty@${faulty.outputs.ImageDigest}`);
     assert.equal(inspect.Digest, clean.outputs.ImageDigest);
-    await skopeoCopyToLayout(registry, `${registry.host}/faulty@${faulty.outputs.ImageDigest}`, path.join(work, 'copied-faulty'));
+    await skopeoCopyToLayout(
+      registry,
+      `${registry.host}/faulty@${faulty.outputs.ImageDigest}`,
+      path.join(work, 'copied-faulty'),
+    );
   });
 
   it('bakes a folder model and an app directory (with .dockerignore) onto a plain runtime base, uncompressed, with entrypoint and workdir', async () => {
@@ -213,7 +283,12 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
     fs.writeFileSync(path.join(app, 'secret.env'), 'X=1');
     fs.symlinkSync('dist/main.js', path.join(app, 'entry.js'));
     fs.writeFileSync(path.join(app, '.dockerignore'), '# local only\ntest\n*.env\n');
-    await makeBaseImage(registry, { repository: 'runtimes/node', tag: '20', files: { 'usr/local/bin/node': '#!/bin/sh\n' }, config: { Cmd: ['node'] } });
+    await makeBaseImage(registry, {
+      repository: 'runtimes/node',
+      tag: '20',
+      files: { 'usr/local/bin/node': '#!/bin/sh\n' },
+      config: { Cmd: ['node'] },
+    });
     const layoutDir = path.join(work, 'layout-4');
     const r = succeeded(
       await bake({
@@ -245,8 +320,15 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
     assert.deepEqual(config.config.ExposedPorts, { '3000/tcp': {} });
     assert.ok(config.config.Env.includes('MODEL_PATH=/models/ranker'));
     // No model-manifest.json: the folder digest is hashed as FetchModel defines it (sorted `sha256sum` lines).
-    const sum = (f: string) => crypto.createHash('sha256').update(fs.readFileSync(path.join(modelDir, f))).digest('hex');
-    const folderDigest = crypto.createHash('sha256').update(`${sum('model.onnx')}  model.onnx\n${sum('tokenizer/vocab.txt')}  tokenizer/vocab.txt\n`).digest('hex');
+    const sum = (f: string) =>
+      crypto
+        .createHash('sha256')
+        .update(fs.readFileSync(path.join(modelDir, f)))
+        .digest('hex');
+    const folderDigest = crypto
+      .createHash('sha256')
+      .update(`${sum('model.onnx')}  model.onnx\n${sum('tokenizer/vocab.txt')}  tokenizer/vocab.txt\n`)
+      .digest('hex');
     assert.ok(config.config.Env.includes(`MODEL_SHA256=${folderDigest}`), config.config.Env.join('\n'));
     assert.ok(config.config.Env.includes('LOG_LEVEL=debug'));
     assert.equal(config.config.Labels.team, 'ml');
@@ -254,40 +336,88 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
     assert.equal(config.config.Labels['org.modeldelivery.pipeline.project'], 'ml-platform');
     assert.equal(config.history.length, 4);
     const raw = await skopeoInspect(registry, `${registry.host}/folder-app:42`, 'raw');
-    assert.deepEqual(raw.layers.map((l: { mediaType: string }) => l.mediaType), ['application/vnd.oci.image.layer.v1.tar+gzip', 'application/vnd.oci.image.layer.v1.tar', 'application/vnd.oci.image.layer.v1.tar']);
+    assert.deepEqual(
+      raw.layers.map((l: { mediaType: string }) => l.mediaType),
+      [
+        'application/vnd.oci.image.layer.v1.tar+gzip',
+        'application/vnd.oci.image.layer.v1.tar',
+        'application/vnd.oci.image.layer.v1.tar',
+      ],
+    );
 
     // The OCI layout written beside the push is the same image, and skopeo reads it.
     const { stdout } = await run('skopeo', ['inspect', `oci:${layoutDir}:42`]);
     assert.equal(JSON.parse(stdout).Digest, r.outputs.ImageDigest);
     const image = readLayoutImage(layoutDir, '42');
-    const appListing = (await listLayer(image.blob(image.manifest.layers[1].digest))).map((l) => l.replace(/\s+/g, ' '));
-    assert.deepEqual(appListing.map((l) => l.split(' ').slice(5).join(' ')), [
-      'srv/',
-      'srv/app/',
-      'srv/app/.dockerignore',
-      'srv/app/dist/',
-      'srv/app/dist/main.js',
-      'srv/app/entry.js -> dist/main.js',
-      'srv/app/node_modules/',
-      'srv/app/node_modules/dep/',
-      'srv/app/node_modules/dep/index.js',
-      'srv/app/start.sh',
+    const appListing = (await listLayer(image.blob(image.manifest.layers[1].digest))).map((l) =>
+      l.replace(/\s+/g, ' '),
+    );
+    assert.deepEqual(
+      appListing.map((l) => l.split(' ').slice(5).join(' ')),
+      [
+        'srv/',
+        'srv/app/',
+        'srv/app/.dockerignore',
+        'srv/app/dist/',
+        'srv/app/dist/main.js',
+        'srv/app/entry.js -> dist/main.js',
+        'srv/app/node_modules/',
+        'srv/app/node_modules/dep/',
+        'srv/app/node_modules/dep/index.js',
+        'srv/app/start.sh',
+      ],
+    );
+    assert.ok(
+      appListing.find((l) => l.endsWith('srv/app/start.sh'))!.startsWith('-rwxr-xr-x 0/0'),
+      'executables are 0755',
+    );
+    const modelListing = (await listLayer(image.blob(image.manifest.layers[2].digest))).map((l) =>
+      l.split(/\s+/).slice(5).join(' '),
+    );
+    assert.deepEqual(modelListing, [
+      'models/',
+      'models/ranker/',
+      'models/ranker/model.onnx',
+      'models/ranker/tokenizer/',
+      'models/ranker/tokenizer/vocab.txt',
     ]);
-    assert.ok(appListing.find((l) => l.endsWith('srv/app/start.sh'))!.startsWith('-rwxr-xr-x 0/0'), 'executables are 0755');
-    const modelListing = (await listLayer(image.blob(image.manifest.layers[2].digest))).map((l) => l.split(/\s+/).slice(5).join(' '));
-    assert.deepEqual(modelListing, ['models/', 'models/ranker/', 'models/ranker/model.onnx', 'models/ranker/tokenizer/', 'models/ranker/tokenizer/vocab.txt']);
   });
 
   it('resolves a multi-platform index to the platform asked for', async () => {
-    const multi = await makeBaseImage(registry, { repository: 'apps/multi', tag: 'v1', platforms: [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' }] });
+    const multi = await makeBaseImage(registry, {
+      repository: 'apps/multi',
+      tag: 'v1',
+      platforms: [
+        { os: 'linux', architecture: 'amd64' },
+        { os: 'linux', architecture: 'arm64', variant: 'v8' },
+      ],
+    });
     const modelFile = fetchedModelFile(path.join(work, 'm5'), 'multi', '1', randomBytes(10_000, 'multi'));
-    const r = succeeded(await bake({ repository: `${host}/multi-out`, baseImage: `${host}/apps/multi:v1`, modelPath: modelFile, platform: 'linux/arm64' }));
+    const r = succeeded(
+      await bake({
+        repository: `${host}/multi-out`,
+        baseImage: `${host}/apps/multi:v1`,
+        modelPath: modelFile,
+        platform: 'linux/arm64',
+      }),
+    );
     const config = await skopeoInspect(registry, `${registry.host}/multi-out@${r.outputs.ImageDigest}`, 'config');
     assert.equal(config.architecture, 'arm64');
     assert.equal(config.rootfs.diff_ids[0], multi.layerDiffIds['linux/arm64']);
     const raw = await skopeoInspect(registry, `${registry.host}/multi-out@${r.outputs.ImageDigest}`, 'raw');
-    assert.equal(raw.mediaType, 'application/vnd.oci.image.manifest.v1+json', 'the output is the platform image, not an index');
-    const missing = failed(await bake({ repository: `${host}/multi-out`, baseImage: `${host}/apps/multi:v1`, modelPath: modelFile, platform: 'windows/amd64' }));
+    assert.equal(
+      raw.mediaType,
+      'application/vnd.oci.image.manifest.v1+json',
+      'the output is the platform image, not an index',
+    );
+    const missing = failed(
+      await bake({
+        repository: `${host}/multi-out`,
+        baseImage: `${host}/apps/multi:v1`,
+        modelPath: modelFile,
+        platform: 'windows/amd64',
+      }),
+    );
     assert.match(missing.message, /baseImage/);
     assert.match(missing.message, /no windows\/amd64 variant; it has linux\/amd64, linux\/arm64\/v8/);
   });
@@ -296,17 +426,36 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
     await makeBaseImage(registry, { repository: 'apps/docker-style', tag: '3', format: 'v2s2' });
     const modelFile = fetchedModelFile(path.join(work, 'm6'), 'dock', '1', randomBytes(20_000, 'dock'));
     const layoutDir = path.join(work, 'layout-6');
-    const r = succeeded(await bake({ repository: `${host}/docker-out`, baseImage: `${host}/apps/docker-style:3`, modelPath: modelFile, compressionLevel: '9', outputLayout: layoutDir, tags: 'v2' }));
+    const r = succeeded(
+      await bake({
+        repository: `${host}/docker-out`,
+        baseImage: `${host}/apps/docker-style:3`,
+        modelPath: modelFile,
+        compressionLevel: '9',
+        outputLayout: layoutDir,
+        tags: 'v2',
+      }),
+    );
     const raw = await skopeoInspect(registry, `${registry.host}/docker-out@${r.outputs.ImageDigest}`, 'raw');
     assert.equal(raw.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
     assert.equal(raw.config.mediaType, 'application/vnd.docker.container.image.v1+json');
-    assert.deepEqual(raw.layers.map((l: { mediaType: string }) => l.mediaType), ['application/vnd.docker.image.rootfs.diff.tar.gzip', 'application/vnd.docker.image.rootfs.diff.tar.gzip']);
+    assert.deepEqual(
+      raw.layers.map((l: { mediaType: string }) => l.mediaType),
+      ['application/vnd.docker.image.rootfs.diff.tar.gzip', 'application/vnd.docker.image.rootfs.diff.tar.gzip'],
+    );
     assert.equal(raw.annotations, undefined, 'Docker v2 manifests carry no annotations');
-    await skopeoCopyToLayout(registry, `${registry.host}/docker-out@${r.outputs.ImageDigest}`, path.join(work, 'copied-6'));
+    await skopeoCopyToLayout(
+      registry,
+      `${registry.host}/docker-out@${r.outputs.ImageDigest}`,
+      path.join(work, 'copied-6'),
+    );
     // An OCI layout holds OCI manifests only: the same blobs under OCI media types.
     const layoutManifest = JSON.parse((await run('skopeo', ['inspect', '--raw', `oci:${layoutDir}:v2`])).stdout);
     assert.equal(layoutManifest.mediaType, 'application/vnd.oci.image.manifest.v1+json');
-    assert.deepEqual(layoutManifest.layers.map((l: { digest: string }) => l.digest), raw.layers.map((l: { digest: string }) => l.digest));
+    assert.deepEqual(
+      layoutManifest.layers.map((l: { digest: string }) => l.digest),
+      raw.layers.map((l: { digest: string }) => l.digest),
+    );
     assert.equal(layoutManifest.config.digest, raw.config.digest);
   });
 
@@ -315,8 +464,22 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
     // The base is addressed on the registry itself, the target through the proxy: two registries to the task.
     const r = succeeded(
       await runTask('BakeModelImage', {
-        inputs: { connectionType: 'dockerRegistry', dockerRegistryServiceConnection: 'acr-push', repository: `${host}/cross`, baseImage: `${registry.host}/apps/scoring-app:1.0`, baseRegistryConnection: 'base-reg', modelPath: modelFile },
-        endpoints: [endpoint(), { id: 'base-reg', scheme: 'UsernamePassword', auth: { username: registry.username, password: registry.password, registry: registry.url } }],
+        inputs: {
+          connectionType: 'dockerRegistry',
+          dockerRegistryServiceConnection: 'acr-push',
+          repository: `${host}/cross`,
+          baseImage: `${registry.host}/apps/scoring-app:1.0`,
+          baseRegistryConnection: 'base-reg',
+          modelPath: modelFile,
+        },
+        endpoints: [
+          endpoint(),
+          {
+            id: 'base-reg',
+            scheme: 'UsernamePassword',
+            auth: { username: registry.username, password: registry.password, registry: registry.url },
+          },
+        ],
       }),
     );
     const raw = await skopeoInspect(registry, `${registry.host}/cross@${r.outputs.ImageDigest}`, 'raw');
@@ -328,7 +491,14 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
     const modelFile = fetchedModelFile(path.join(work, 'm7'), 'offline', '5', randomBytes(5_000, 'offline'));
     const layoutDir = path.join(work, 'layout-7');
     const r = await runTask('BakeModelImage', {
-      inputs: { connectionType: 'none', baseImage: `${host}/apps/scoring-app:1.0`, baseRegistryConnection: 'base-reg', modelPath: modelFile, outputLayout: layoutDir, tags: 'offline' },
+      inputs: {
+        connectionType: 'none',
+        baseImage: `${host}/apps/scoring-app:1.0`,
+        baseRegistryConnection: 'base-reg',
+        modelPath: modelFile,
+        outputLayout: layoutDir,
+        tags: 'offline',
+      },
       // The base is private: it is read with the base registry connection.
       endpoints: [{ ...endpoint(), id: 'base-reg' }],
     }).then(succeeded);
@@ -344,27 +514,72 @@ describe('BakeModelImage task (real registry, skopeo as verifier)', function () 
   it('fails clearly: wrong password names the connection, missing tag and bad references name the input, no secret printed', async () => {
     const modelFile = fetchedModelFile(path.join(work, 'm8'), 'bad', '1', randomBytes(1000, 'bad'));
     const wrong = await runTask('BakeModelImage', {
-      inputs: { connectionType: 'dockerRegistry', dockerRegistryServiceConnection: 'acr-push', repository: `${host}/scoring`, baseImage: `${host}/apps/scoring-app:1.0`, modelPath: modelFile },
-      endpoints: [{ ...endpoint(), auth: { username: registry.username, password: 'not-the-password-123', registry: proxy.url } }],
+      inputs: {
+        connectionType: 'dockerRegistry',
+        dockerRegistryServiceConnection: 'acr-push',
+        repository: `${host}/scoring`,
+        baseImage: `${host}/apps/scoring-app:1.0`,
+        modelPath: modelFile,
+      },
+      endpoints: [
+        { ...endpoint(), auth: { username: registry.username, password: 'not-the-password-123', registry: proxy.url } },
+      ],
     }).then(failed);
     assert.match(wrong.message, /401/);
     assert.match(wrong.message, /service connection 'acr-push'/);
     assert.doesNotMatch(wrong.logLines.join('\n') + wrong.message + wrong.stderr, /not-the-password-123/);
 
-    const missing = failed(await bake({ repository: `${host}/scoring`, baseImage: `${host}/apps/scoring-app:no-such-tag`, modelPath: modelFile }));
+    const missing = failed(
+      await bake({
+        repository: `${host}/scoring`,
+        baseImage: `${host}/apps/scoring-app:no-such-tag`,
+        modelPath: modelFile,
+      }),
+    );
     assert.match(missing.message, /^Input 'baseImage': /);
     assert.match(missing.message, /no tag 'no-such-tag'/);
 
-    const bad = failed(await bake({ repository: `${host}/scoring`, baseImage: 'Not A/Valid::ref', modelPath: modelFile }));
+    const bad = failed(
+      await bake({ repository: `${host}/scoring`, baseImage: 'Not A/Valid::ref', modelPath: modelFile }),
+    );
     assert.match(bad.message, /^Input 'baseImage': /);
-    const badRepo = failed(await bake({ repository: `${host}/Scoring:tag`, baseImage: `${host}/apps/scoring-app:1.0`, modelPath: modelFile }));
+    const badRepo = failed(
+      await bake({
+        repository: `${host}/Scoring:tag`,
+        baseImage: `${host}/apps/scoring-app:1.0`,
+        modelPath: modelFile,
+      }),
+    );
     assert.match(badRepo.message, /^Input 'repository': /);
-    const badTag = failed(await bake({ repository: `${host}/scoring`, baseImage: `${host}/apps/scoring-app:1.0`, modelPath: modelFile, tags: 'ok\n-bad' }));
+    const badTag = failed(
+      await bake({
+        repository: `${host}/scoring`,
+        baseImage: `${host}/apps/scoring-app:1.0`,
+        modelPath: modelFile,
+        tags: 'ok\n-bad',
+      }),
+    );
     assert.match(badTag.message, /^Input 'tags': '-bad'/);
-    const noModel = failed(await bake({ repository: `${host}/scoring`, baseImage: `${host}/apps/scoring-app:1.0`, modelPath: path.join(work, 'nope.onnx') }));
+    const noModel = failed(
+      await bake({
+        repository: `${host}/scoring`,
+        baseImage: `${host}/apps/scoring-app:1.0`,
+        modelPath: path.join(work, 'nope.onnx'),
+      }),
+    );
     assert.match(noModel.message, /^Input 'modelPath': /);
-    const otherRegistry = failed(await bake({ repository: `other.example.com/scoring`, baseImage: `${host}/apps/scoring-app:1.0`, modelPath: modelFile }));
-    assert.match(otherRegistry.message, /^Input 'repository': 'other.example.com' is not the registry of service connection 'acr-push'/);
-    for (const r of [wrong, missing, bad, badRepo, badTag, noModel, otherRegistry]) assert.doesNotMatch(r.logLines.join('\n') + r.message + r.stderr, new RegExp(registry.password));
+    const otherRegistry = failed(
+      await bake({
+        repository: `other.example.com/scoring`,
+        baseImage: `${host}/apps/scoring-app:1.0`,
+        modelPath: modelFile,
+      }),
+    );
+    assert.match(
+      otherRegistry.message,
+      /^Input 'repository': 'other.example.com' is not the registry of service connection 'acr-push'/,
+    );
+    for (const r of [wrong, missing, bad, badRepo, badTag, noModel, otherRegistry])
+      assert.doesNotMatch(r.logLines.join('\n') + r.message + r.stderr, new RegExp(registry.password));
   });
 });

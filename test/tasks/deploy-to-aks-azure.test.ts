@@ -5,11 +5,13 @@
  */
 import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
+
 import yaml from 'js-yaml';
-import { AKS_SCOPE, startAzureStandIn, type AzureStandIn } from '../support/azureStandIn';
-import { startKubeTestServer, type KubeTestServer } from '../support/kube';
-import { describeRun, runTask, type RunTaskOptions } from '../support/taskRunner';
+
+import { AKS_SCOPE, type AzureStandIn, startAzureStandIn } from '../support/azureStandIn';
 import { bundleTasks } from '../support/bundle';
+import { type KubeTestServer, startKubeTestServer } from '../support/kube';
+import { describeRun, runTask, type RunTaskOptions } from '../support/taskRunner';
 
 const image = `scoringacr.azurecr.io/models/scoring@sha256:${'c'.repeat(64)}`;
 
@@ -29,7 +31,19 @@ function entraKubeconfig(kube: KubeTestServer): string {
           exec: {
             apiVersion: 'client.authentication.k8s.io/v1beta1',
             command: 'kubelogin',
-            args: ['get-token', '--environment', 'AzurePublicCloud', '--server-id', '6dae42f8-4368-4678-94ff-3960e28e3630', '--client-id', '80faf920-1908-4b52-b5ef-a8e7bedfc67a', '--tenant-id', 'tenant', '--login', 'devicecode'],
+            args: [
+              'get-token',
+              '--environment',
+              'AzurePublicCloud',
+              '--server-id',
+              '6dae42f8-4368-4678-94ff-3960e28e3630',
+              '--client-id',
+              '80faf920-1908-4b52-b5ef-a8e7bedfc67a',
+              '--tenant-id',
+              'tenant',
+              '--login',
+              'devicecode',
+            ],
             env: null,
             installHint: 'kubelogin is not installed',
             provideClusterInfo: false,
@@ -61,7 +75,13 @@ describe('DeployToAKS (bundled) through an Azure Resource Manager connection', f
       aksToken,
       clusters: [
         { subscriptionId, resourceGroup: 'ml-rg', name: 'aks-ml', userKubeconfig: entraKubeconfig(kube) },
-        { subscriptionId, resourceGroup: 'ml-rg', name: 'aks-local', userKubeconfig: kube.kubeconfig, adminKubeconfig: kube.kubeconfig },
+        {
+          subscriptionId,
+          resourceGroup: 'ml-rg',
+          name: 'aks-local',
+          userKubeconfig: kube.kubeconfig,
+          adminKubeconfig: kube.kubeconfig,
+        },
       ],
     });
   });
@@ -75,7 +95,12 @@ describe('DeployToAKS (bundled) through an Azure Resource Manager connection', f
     id: 'arm-conn',
     scheme: 'ServicePrincipal',
     url: azure.url,
-    auth: { tenantid: tenantId, serviceprincipalid: clientId, serviceprincipalkey: secret, authenticationType: 'spnKey' },
+    auth: {
+      tenantid: tenantId,
+      serviceprincipalid: clientId,
+      serviceprincipalkey: secret,
+      authenticationType: 'spnKey',
+    },
     data: { subscriptionId, environment: 'AzureCloud', environmentAuthorityUrl: azure.url },
   });
 
@@ -83,17 +108,38 @@ describe('DeployToAKS (bundled) through an Azure Resource Manager connection', f
     runTask('DeployToAKS', {
       timeoutMs: 90_000,
       ...opts,
-      inputs: { connectionType: 'azureResourceManager', azureSubscription: 'arm-conn', resourceGroup: 'ml-rg', clusterName: 'aks-ml', namespace: 'ml', createNamespace: 'true', name: 'scoring', serviceType: 'ClusterIP', imageRef: image, rolloutTimeoutSeconds: '60', ...inputs },
+      inputs: {
+        connectionType: 'azureResourceManager',
+        azureSubscription: 'arm-conn',
+        resourceGroup: 'ml-rg',
+        clusterName: 'aks-ml',
+        namespace: 'ml',
+        createNamespace: 'true',
+        name: 'scoring',
+        serviceType: 'ClusterIP',
+        imageRef: image,
+        rolloutTimeoutSeconds: '60',
+        ...inputs,
+      },
       endpoints: opts.endpoints ?? [armEndpoint()],
       env: { NODE_EXTRA_CA_CERTS: azure.caFile, ...opts.env },
     });
 
-  it('gets the Entra ID cluster\'s kubeconfig from ARM and an Entra token for the AKS server app instead of running kubelogin (under Node 24)', async () => {
+  it("gets the Entra ID cluster's kubeconfig from ARM and an Entra token for the AKS server app instead of running kubelogin (under Node 24)", async () => {
     const run = await deploy({}, { node: 'node24' });
     assert.equal(run.result, 'Succeeded', describeRun(run));
-    assert.match(run.logLines.join('\n'), /AKS ml-rg\/aks-ml at https:\/\/127\.0\.0\.1:\d+ \(Entra ID token of the service connection\)/);
-    assert.ok(azure.requests.some((r) => r.path.endsWith('/listClusterUserCredential')), 'the user credential was asked of ARM');
-    assert.ok(azure.requests.some((r) => r.scope === AKS_SCOPE), 'a token for the AKS server application was asked for');
+    assert.match(
+      run.logLines.join('\n'),
+      /AKS ml-rg\/aks-ml at https:\/\/127\.0\.0\.1:\d+ \(Entra ID token of the service connection\)/,
+    );
+    assert.ok(
+      azure.requests.some((r) => r.path.endsWith('/listClusterUserCredential')),
+      'the user credential was asked of ARM',
+    );
+    assert.ok(
+      azure.requests.some((r) => r.scope === AKS_SCOPE),
+      'a token for the AKS server application was asked for',
+    );
     assert.ok(kube.objects('Deployment', 'ml').some((d) => d.metadata.name === 'scoring'));
     assert.equal(run.outputs.Revision, '1');
     assert.equal(run.stderr, '');
@@ -109,7 +155,10 @@ describe('DeployToAKS (bundled) through an Azure Resource Manager connection', f
   it('names the resource group and cluster when ARM does not know the cluster', async () => {
     const run = await deploy({ clusterName: 'aks-missing' });
     assert.equal(run.result, 'Failed', describeRun(run));
-    assert.match(run.message, /Could not get the user credentials of AKS cluster ml-rg\/aks-missing: .*Check the resource group 'ml-rg' and cluster name 'aks-missing'/);
+    assert.match(
+      run.message,
+      /Could not get the user credentials of AKS cluster ml-rg\/aks-missing: .*Check the resource group 'ml-rg' and cluster name 'aks-missing'/,
+    );
   });
 
   it('says so when the cluster has local accounts disabled and admin credentials are asked for', async () => {

@@ -6,8 +6,9 @@
  */
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { describeRun, runTask, type RunTaskOptions } from '../support/taskRunner';
+
 import { bundleTasks } from '../support/bundle';
+import { describeRun, runTask, type RunTaskOptions } from '../support/taskRunner';
 
 const kubeconfigFile = process.env.E2E_KUBECONFIG;
 
@@ -16,10 +17,15 @@ describe('DeployToAKS (bundled) against a real cluster (E2E_KUBECONFIG)', functi
 
   before(function () {
     if (!kubeconfigFile) {
-      console.log('      (skipped: set E2E_KUBECONFIG to a kubeconfig file, and E2E_IMAGE / E2E_IMAGE_2 to two pullable images, to run these against a real cluster)');
+      console.log(
+        '      (skipped: set E2E_KUBECONFIG to a kubeconfig file, and E2E_IMAGE / E2E_IMAGE_2 to two pullable images, to run these against a real cluster)',
+      );
       return this.skip();
     }
-    if (!process.env.E2E_IMAGE || !process.env.E2E_IMAGE_2) throw new Error('E2E_KUBECONFIG is set: also set E2E_IMAGE and E2E_IMAGE_2 (two pullable images of the scoring app)');
+    if (!process.env.E2E_IMAGE || !process.env.E2E_IMAGE_2)
+      throw new Error(
+        'E2E_KUBECONFIG is set: also set E2E_IMAGE and E2E_IMAGE_2 (two pullable images of the scoring app)',
+      );
     bundleTasks('DeployToAKS');
   });
 
@@ -41,7 +47,14 @@ describe('DeployToAKS (bundled) against a real cluster (E2E_KUBECONFIG)', functi
         smokeTestRoute: 'apiServerProxy',
         ...inputs,
       },
-      endpoints: [{ id: 'e2e', scheme: 'Kubernetes', auth: { kubeconfig: fs.readFileSync(kubeconfigFile!, 'utf8') }, data: { authorizationType: 'Kubeconfig' } }],
+      endpoints: [
+        {
+          id: 'e2e',
+          scheme: 'Kubernetes',
+          auth: { kubeconfig: fs.readFileSync(kubeconfigFile!, 'utf8') },
+          data: { authorizationType: 'Kubeconfig' },
+        },
+      ],
     });
 
   it('deploys, updates, and passes the smoke test', async () => {

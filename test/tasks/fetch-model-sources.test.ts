@@ -2,11 +2,13 @@ import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { makeTempDir } from '../support/paths';
-import { startS3rver, type S3Server } from '../support/s3rver';
-import { describeRun, runTask } from '../support/taskRunner';
+
 import { bundleTasks } from '../support/bundle';
+import { makeTempDir } from '../support/paths';
+import { type S3Server, startS3rver } from '../support/s3rver';
+import { describeRun, runTask } from '../support/taskRunner';
 
 /** FetchModel from S3 (s3rver) and PublishModel to S3; pipeline artifacts are in fetch-model-artifact.test.ts. */
 
@@ -23,21 +25,50 @@ describe('FetchModel from S3 (s3rver) and PublishModel to S3', function () {
   before(async () => {
     bundleTasks('FetchModel', 'PublishModel');
     s3 = await startS3rver();
-    client = new S3Client({ region: s3.region, endpoint: s3.endpoint, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+    client = new S3Client({
+      region: s3.region,
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    });
     await client.send(new CreateBucketCommand({ Bucket: 'models' }));
     for (const version of ['0.9.0', '0.10.0', '0.2.0']) {
-      await client.send(new PutObjectCommand({ Bucket: 'models', Key: `fraud/fraud-${version}.onnx`, Body: v(version), Metadata: { stage: version === '0.2.0' ? 'production' : 'dev' } }));
+      await client.send(
+        new PutObjectCommand({
+          Bucket: 'models',
+          Key: `fraud/fraud-${version}.onnx`,
+          Body: v(version),
+          Metadata: { stage: version === '0.2.0' ? 'production' : 'dev' },
+        }),
+      );
       await sleep(1100);
     }
-    await client.send(new PutObjectCommand({ Bucket: 'models', Key: 'bad/model.onnx', Body: Buffer.from('real bytes'), Metadata: { sha256: sha256('other bytes') } }));
+    await client.send(
+      new PutObjectCommand({
+        Bucket: 'models',
+        Key: 'bad/model.onnx',
+        Body: Buffer.from('real bytes'),
+        Metadata: { sha256: sha256('other bytes') },
+      }),
+    );
   });
   after(async () => {
     await s3?.stop();
     fs.rmSync(work, { recursive: true, force: true });
   });
 
-  const s3Inputs = () => ({ s3AuthenticationType: 'accessKey', awsAccessKeyId: s3.accessKeyId, awsSecretAccessKey: s3.secretAccessKey, bucket: 'models', s3Endpoint: s3.endpoint });
-  const fetch = (inputs: Record<string, string>) => runTask('FetchModel', { inputs: { source: 's3', ...s3Inputs(), ...inputs }, secretVariables: { AwsSecretAccessKey: s3.secretAccessKey } });
+  const s3Inputs = () => ({
+    s3AuthenticationType: 'accessKey',
+    awsAccessKeyId: s3.accessKeyId,
+    awsSecretAccessKey: s3.secretAccessKey,
+    bucket: 'models',
+    s3Endpoint: s3.endpoint,
+  });
+  const fetch = (inputs: Record<string, string>) =>
+    runTask('FetchModel', {
+      inputs: { source: 's3', ...s3Inputs(), ...inputs },
+      secretVariables: { AwsSecretAccessKey: s3.secretAccessKey },
+    });
 
   it('semver picks fraud-0.10.0.onnx; exact verifies the single-part ETag (MD5)', async () => {
     const run = await fetch({ modelPath: 'fraud/', versionSelector: 'semver', targetPath: path.join(work, 'semver') });
@@ -50,9 +81,18 @@ describe('FetchModel from S3 (s3rver) and PublishModel to S3', function () {
   });
 
   it('latest and metadata selectors', async () => {
-    const latest = await fetch({ modelPath: 'fraud', versionSelector: 'latest', targetPath: path.join(work, 'latest') });
+    const latest = await fetch({
+      modelPath: 'fraud',
+      versionSelector: 'latest',
+      targetPath: path.join(work, 'latest'),
+    });
     assert.equal(latest.outputs.ModelVersion, '0.2.0', describeRun(latest));
-    const meta = await fetch({ modelPath: 'fraud/', versionSelector: 'metadata', metadataFilter: 'stage=production', targetPath: path.join(work, 'meta') });
+    const meta = await fetch({
+      modelPath: 'fraud/',
+      versionSelector: 'metadata',
+      metadataFilter: 'stage=production',
+      targetPath: path.join(work, 'meta'),
+    });
     assert.equal(meta.result, 'Succeeded', describeRun(meta));
     assert.ok(fs.readFileSync(path.join(work, 'meta', 'fraud-0.2.0.onnx')).equals(v('0.2.0')));
   });
@@ -62,7 +102,12 @@ describe('FetchModel from S3 (s3rver) and PublishModel to S3', function () {
     assert.equal(bad.result, 'Failed');
     assert.match(bad.message, /Integrity check failed for 'bad\/model\.onnx'/);
     assert.deepEqual(fs.existsSync(path.join(work, 'bad')) ? fs.readdirSync(path.join(work, 'bad')) : [], []);
-    const bucket = await fetch({ bucket: 'modelz', modelPath: 'fraud/', versionSelector: 'latest', targetPath: path.join(work, 'nob') });
+    const bucket = await fetch({
+      bucket: 'modelz',
+      modelPath: 'fraud/',
+      versionSelector: 'latest',
+      targetPath: path.join(work, 'nob'),
+    });
     assert.equal(bucket.result, 'Failed');
     assert.match(bucket.message, /Bucket 'modelz' does not exist.*Buckets visible to this key: models/);
   });
@@ -73,11 +118,28 @@ describe('FetchModel from S3 (s3rver) and PublishModel to S3', function () {
     const big = crypto.randomBytes(12 * 1024 * 1024);
     fs.writeFileSync(path.join(folder, 'model.onnx'), big);
     fs.writeFileSync(path.join(folder, 'labels.txt'), 'a\nb\n');
-    const pub = await runTask('PublishModel', { inputs: { destination: 's3', ...s3Inputs(), modelPath: folder, modelName: 'fraud-nn', modelVersion: '2.0.0', blockSize: '5MiB', tags: 'stage=staging' }, secretVariables: { AwsSecretAccessKey: s3.secretAccessKey } });
+    const pub = await runTask('PublishModel', {
+      inputs: {
+        destination: 's3',
+        ...s3Inputs(),
+        modelPath: folder,
+        modelName: 'fraud-nn',
+        modelVersion: '2.0.0',
+        blockSize: '5MiB',
+        tags: 'stage=staging',
+      },
+      secretVariables: { AwsSecretAccessKey: s3.secretAccessKey },
+    });
     assert.equal(pub.result, 'Succeeded', describeRun(pub));
-    const again = await runTask('PublishModel', { inputs: { destination: 's3', ...s3Inputs(), modelPath: folder, modelName: 'fraud-nn', modelVersion: '2.0.0' } });
+    const again = await runTask('PublishModel', {
+      inputs: { destination: 's3', ...s3Inputs(), modelPath: folder, modelName: 'fraud-nn', modelVersion: '2.0.0' },
+    });
     assert.match(again.message, /already published/);
-    const run = await fetch({ modelPath: pub.outputs.ModelPath, targetPath: path.join(work, 'roundtrip'), expectedSha256: pub.outputs.ModelSha256 });
+    const run = await fetch({
+      modelPath: pub.outputs.ModelPath,
+      targetPath: path.join(work, 'roundtrip'),
+      expectedSha256: pub.outputs.ModelSha256,
+    });
     assert.equal(run.result, 'Succeeded', describeRun(run));
     assert.match(run.summaries.join('\n'), /sha256 metadata, expectedSha256/);
     assert.ok(fs.readFileSync(path.join(work, 'roundtrip', 'model.onnx')).equals(big));

@@ -2,12 +2,14 @@ import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BlobServiceClient, BlobSASPermissions, type ContainerClient } from '@azure/storage-blob';
-import { startAzurite, type AzuriteServer } from '../support/azurite';
-import { startFaultProxy, type FaultProxy } from '../support/faultProxy';
+
+import { BlobSASPermissions, BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+
+import { type AzuriteServer, startAzurite } from '../support/azurite';
+import { bundleTasks } from '../support/bundle';
+import { type FaultProxy, startFaultProxy } from '../support/faultProxy';
 import { makeTempDir } from '../support/paths';
 import { describeRun, runTask, type RunTaskOptions, type TaskRun } from '../support/taskRunner';
-import { bundleTasks } from '../support/bundle';
 
 /** FetchModel against Azurite, run as the agent runs it (bundled index.js, INPUT_* variables). */
 
@@ -35,7 +37,11 @@ function folderDigest(files: Record<string, Buffer>): string {
 
 function listFilesRecursively(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => path.relative(dir, path.join(d.parentPath, d.name)).split(path.sep).join('/')).sort();
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => path.relative(dir, path.join(d.parentPath, d.name)).split(path.sep).join('/'))
+    .sort();
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -48,7 +54,11 @@ describe('FetchModel against Azurite', function () {
   const work = makeTempDir('fetch-model-test-');
   const churn: Record<string, Record<string, Buffer>> = {};
 
-  async function putFolder(prefix: string, files: Record<string, Buffer>, opts: { metadata?: Record<string, string>; tags?: Record<string, string>; withSha?: boolean } = {}) {
+  async function putFolder(
+    prefix: string,
+    files: Record<string, Buffer>,
+    opts: { metadata?: Record<string, string>; tags?: Record<string, string>; withSha?: boolean } = {},
+  ) {
     for (const [rel, data] of Object.entries(files)) {
       await models.getBlockBlobClient(prefix + rel).uploadData(data, {
         metadata: { ...(opts.withSha === false ? {} : { sha256: sha256(data) }), ...(opts.metadata ?? {}) },
@@ -66,14 +76,19 @@ describe('FetchModel against Azurite', function () {
     await service.getContainerClient('other-stuff').create();
     // Versions uploaded oldest first: 1.2.0, 2.0.0-rc.1, 1.10.0, then 1.9.0 (the newest upload, not the highest version).
     for (const v of ['1.2.0', '2.0.0-rc.1', '1.10.0', '1.9.0']) {
-      churn[v] = { 'model.onnx': content(`churn ${v}`, 70_000), 'config/labels.json': Buffer.from(JSON.stringify({ version: v, labels: ['stay', 'churn'] })) };
+      churn[v] = {
+        'model.onnx': content(`churn ${v}`, 70_000),
+        'config/labels.json': Buffer.from(JSON.stringify({ version: v, labels: ['stay', 'churn'] })),
+      };
       await putFolder(`churn/${v}/`, churn[v], {
         metadata: { modelName: 'churn', modelVersion: v, ...(v === '1.2.0' ? { stage: 'production' } : {}) },
         tags: { stage: v === '1.10.0' ? 'production' : 'staging', model: 'churn' },
       });
       await sleep(1100); // Last-Modified has one-second resolution.
     }
-    await models.getBlockBlobClient('single/churn.onnx').uploadData(content('single', 50_000), { blobHTTPHeaders: { blobContentMD5: crypto.createHash('md5').update(content('single', 50_000)).digest() } });
+    await models.getBlockBlobClient('single/churn.onnx').uploadData(content('single', 50_000), {
+      blobHTTPHeaders: { blobContentMD5: crypto.createHash('md5').update(content('single', 50_000)).digest() },
+    });
   });
 
   after(async () => {
@@ -83,12 +98,22 @@ describe('FetchModel against Azurite', function () {
 
   function azureInputs(extra: Record<string, string | undefined>, endpoint = azurite.blobEndpoint): RunTaskOptions {
     return {
-      inputs: { source: 'azureBlob', authenticationType: 'connectionString', connectionString: azurite.connectionString, container: 'models', blobEndpoint: endpoint, ...extra },
+      inputs: {
+        source: 'azureBlob',
+        authenticationType: 'connectionString',
+        connectionString: azurite.connectionString,
+        container: 'models',
+        blobEndpoint: endpoint,
+        ...extra,
+      },
       secretVariables: { StorageConnectionString: azurite.connectionString, StorageKey: azurite.accountKey },
     };
   }
 
-  async function fetch(extra: Record<string, string | undefined>, opts: Partial<RunTaskOptions> & { endpoint?: string } = {}): Promise<TaskRun> {
+  async function fetch(
+    extra: Record<string, string | undefined>,
+    opts: Partial<RunTaskOptions> & { endpoint?: string } = {},
+  ): Promise<TaskRun> {
     const base = azureInputs(extra, opts.endpoint);
     return runTask('FetchModel', { ...base, ...opts, inputs: { ...base.inputs, ...(opts.inputs ?? {}) } });
   }
@@ -131,7 +156,15 @@ describe('FetchModel against Azurite', function () {
   });
 
   it('latest: picks the newest upload (1.9.0), not the highest version', async () => {
-    const run = await fetch({ modelPath: 'churn/', versionSelector: 'latest', targetPath: path.join(work, 'latest'), 'System.Debug': undefined }, { variables: { 'System.Debug': 'true' } });
+    const run = await fetch(
+      {
+        modelPath: 'churn/',
+        versionSelector: 'latest',
+        targetPath: path.join(work, 'latest'),
+        'System.Debug': undefined,
+      },
+      { variables: { 'System.Debug': 'true' } },
+    );
     assert.equal(run.result, 'Succeeded', describeRun(run));
     assert.equal(run.outputs.ModelVersion, '1.9.0');
     assert.equal(run.outputs.ModelSha256, folderDigest(churn['1.9.0']));
@@ -144,23 +177,43 @@ describe('FetchModel against Azurite', function () {
     assert.equal(run.result, 'Succeeded', describeRun(run));
     assert.equal(run.outputs.ModelVersion, '1.10.0');
     assert.match(run.summaries.join('\n'), /prerelease 2\.0\.0-rc\.1: skipped/);
-    const pre = await fetch({ modelPath: 'churn/', versionSelector: 'semver', includePrerelease: 'true', targetPath: path.join(work, 'semver-pre') });
+    const pre = await fetch({
+      modelPath: 'churn/',
+      versionSelector: 'semver',
+      includePrerelease: 'true',
+      targetPath: path.join(work, 'semver-pre'),
+    });
     assert.equal(pre.result, 'Succeeded', describeRun(pre));
     assert.equal(pre.outputs.ModelVersion, '2.0.0-rc.1');
   });
 
   it('metadata: picks the model whose every file has stage=production', async () => {
-    const run = await fetch({ modelPath: 'churn/', versionSelector: 'metadata', metadataFilter: 'stage=production', targetPath: path.join(work, 'metadata') });
+    const run = await fetch({
+      modelPath: 'churn/',
+      versionSelector: 'metadata',
+      metadataFilter: 'stage=production',
+      targetPath: path.join(work, 'metadata'),
+    });
     assert.equal(run.result, 'Succeeded', describeRun(run));
     assert.equal(run.outputs.ModelVersion, '1.2.0');
-    const none = await fetch({ modelPath: 'churn/', versionSelector: 'metadata', metadataFilter: 'stage=archived', targetPath: path.join(work, 'metadata-none') });
+    const none = await fetch({
+      modelPath: 'churn/',
+      versionSelector: 'metadata',
+      metadataFilter: 'stage=archived',
+      targetPath: path.join(work, 'metadata-none'),
+    });
     assert.equal(none.result, 'Failed');
     assert.match(none.message, /No model under 'churn\/' has metadata stage=archived/);
     assert.match(none.message, /churn\/1\.9\.0\//);
   });
 
   it('tags: picks the model matching a blob index tag expression (Azurite Find Blobs by Tags)', async () => {
-    const run = await fetch({ modelPath: 'churn/', versionSelector: 'tags', tagFilter: `"stage" = 'production' AND "model" = 'churn'`, targetPath: path.join(work, 'tags') });
+    const run = await fetch({
+      modelPath: 'churn/',
+      versionSelector: 'tags',
+      tagFilter: `"stage" = 'production' AND "model" = 'churn'`,
+      targetPath: path.join(work, 'tags'),
+    });
     assert.equal(run.result, 'Succeeded', describeRun(run));
     assert.equal(run.outputs.ModelVersion, '1.10.0');
     assert.equal(run.outputs.ModelSha256, folderDigest(churn['1.10.0']));
@@ -173,16 +226,31 @@ describe('FetchModel against Azurite', function () {
     const { snapshot } = await blob.createSnapshot();
     await blob.uploadData(content('snap after', 31_000));
     const target = path.join(work, 'snapshot');
-    const run = await fetch({ modelPath: 'snap/model.onnx', versionSelector: 'snapshot', snapshot: snapshot!, targetPath: target });
+    const run = await fetch({
+      modelPath: 'snap/model.onnx',
+      versionSelector: 'snapshot',
+      snapshot: snapshot!,
+      targetPath: target,
+    });
     assert.equal(run.result, 'Succeeded', describeRun(run));
     assert.ok(fs.readFileSync(path.join(target, 'model.onnx')).equals(before));
     const manifest = JSON.parse(fs.readFileSync(path.join(target, 'model-manifest.json'), 'utf8'));
     assert.equal(manifest.source.versionId, snapshot);
     assert.match(manifest.source.uri, /snapshot=/);
     // A snapshot that does not exist: the error lists the ones that do (Azurite lists snapshots).
-    const missing = await fetch({ modelPath: 'snap/model.onnx', versionSelector: 'snapshot', snapshot: '2020-01-01T00:00:00.0000000Z', targetPath: path.join(work, 'no-snapshot') });
+    const missing = await fetch({
+      modelPath: 'snap/model.onnx',
+      versionSelector: 'snapshot',
+      snapshot: '2020-01-01T00:00:00.0000000Z',
+      targetPath: path.join(work, 'no-snapshot'),
+    });
     assert.equal(missing.result, 'Failed');
-    assert.match(missing.message, new RegExp(`'snap/model\\.onnx' has no snapshot 2020-01-01T00:00:00\\.0000000Z\\. Its snapshots: ${snapshot!.replace(/\./g, '\\.')} \\(30000 bytes, modified `));
+    assert.match(
+      missing.message,
+      new RegExp(
+        `'snap/model\\.onnx' has no snapshot 2020-01-01T00:00:00\\.0000000Z\\. Its snapshots: ${snapshot!.replace(/\./g, '\\.')} \\(30000 bytes, modified `,
+      ),
+    );
   });
 
   it('a missing blob or container fails with what exists', async () => {
@@ -190,7 +258,12 @@ describe('FetchModel against Azurite', function () {
     assert.equal(blob.result, 'Failed');
     assert.match(blob.message, /nothing is stored under 'churn\/3\.0\.0\/'/);
     assert.match(blob.message, /churn\/1\.10\.0\/, churn\/1\.2\.0\/, churn\/1\.9\.0\/, churn\/2\.0\.0-rc\.1\//);
-    const container = await fetch({ container: 'modles', modelPath: 'churn/', versionSelector: 'latest', targetPath: path.join(work, 'missing-container') });
+    const container = await fetch({
+      container: 'modles',
+      modelPath: 'churn/',
+      versionSelector: 'latest',
+      targetPath: path.join(work, 'missing-container'),
+    });
     assert.equal(container.result, 'Failed');
     assert.match(container.message, /Container 'modles' does not exist/);
     assert.match(container.message, /models, other-stuff/);
@@ -198,7 +271,9 @@ describe('FetchModel against Azurite', function () {
 
   it('a sha256 mismatch fails and leaves nothing in the target', async () => {
     const data = content('tampered', 40_000);
-    await models.getBlockBlobClient('tampered/1.0.0/model.onnx').uploadData(data, { metadata: { sha256: sha256('something else') } });
+    await models
+      .getBlockBlobClient('tampered/1.0.0/model.onnx')
+      .uploadData(data, { metadata: { sha256: sha256('something else') } });
     const target = path.join(work, 'tampered');
     const run = await fetch({ modelPath: 'tampered/1.0.0/model.onnx', targetPath: target });
     assert.equal(run.result, 'Failed');
@@ -208,17 +283,30 @@ describe('FetchModel against Azurite', function () {
 
   it('expectedSha256 pins the model: a different one fails and leaves nothing', async () => {
     const target = path.join(work, 'pinned');
-    const run = await fetch({ modelPath: 'churn/', versionSelector: 'latest', expectedSha256: folderDigest(churn['1.10.0']), targetPath: target });
+    const run = await fetch({
+      modelPath: 'churn/',
+      versionSelector: 'latest',
+      expectedSha256: folderDigest(churn['1.10.0']),
+      targetPath: target,
+    });
     assert.equal(run.result, 'Failed');
     assert.match(run.message, /expectedSha256 is [0-9a-f]{64} but the folder digest of the model is [0-9a-f]{64}/);
     assert.deepEqual(fs.existsSync(target) ? fs.readdirSync(target) : [], []);
-    const ok = await fetch({ modelPath: 'churn/1.10.0/', expectedSha256: folderDigest(churn['1.10.0']), targetPath: target });
+    const ok = await fetch({
+      modelPath: 'churn/1.10.0/',
+      expectedSha256: folderDigest(churn['1.10.0']),
+      targetPath: target,
+    });
     assert.equal(ok.result, 'Succeeded', describeRun(ok));
     assert.match(ok.summaries.join('\n'), /expectedSha256/);
   });
 
   it('refuses blob names that would escape the target (leading /, backslash .., drive letter)', async () => {
-    for (const [i, evil] of ['evil1/1.0.0//etc/cron.d/x', 'evil2/1.0.0/..\\..\\outside.txt', 'evil3/1.0.0/C:/Windows/x.dll'].entries()) {
+    for (const [i, evil] of [
+      'evil1/1.0.0//etc/cron.d/x',
+      'evil2/1.0.0/..\\..\\outside.txt',
+      'evil3/1.0.0/C:/Windows/x.dll',
+    ].entries()) {
       await models.getBlockBlobClient(evil).uploadData(Buffer.from('payload'));
       const prefix = evil.split('/').slice(0, 2).join('/') + '/';
       const target = path.join(work, `evil-${i}`);
@@ -232,23 +320,42 @@ describe('FetchModel against Azurite', function () {
 
   it('url source: a SAS URL from a secret variable, never printed', async () => {
     const blob = models.getBlobClient('single/churn.onnx');
-    const sasUrl = await blob.generateSasUrl({ permissions: BlobSASPermissions.parse('r'), expiresOn: new Date(Date.now() + 3600_000) });
+    const sasUrl = await blob.generateSasUrl({
+      permissions: BlobSASPermissions.parse('r'),
+      expiresOn: new Date(Date.now() + 3600_000),
+    });
     const target = path.join(work, 'url');
-    const run = await runTask('FetchModel', { inputs: { source: 'url', url: sasUrl, targetPath: target }, secretVariables: { ModelUrl: sasUrl } });
+    const run = await runTask('FetchModel', {
+      inputs: { source: 'url', url: sasUrl, targetPath: target },
+      secretVariables: { ModelUrl: sasUrl },
+    });
     assert.equal(run.result, 'Succeeded', describeRun(run));
     assert.ok(fs.readFileSync(path.join(target, 'churn.onnx')).equals(content('single', 50_000)));
     assert.equal(run.outputs.ModelUri, `${azurite.blobEndpoint}/models/single/churn.onnx`);
-    const printed = run.stdout.split('\n').filter((l) => !l.startsWith('##vso[task.setsecret]')).join('\n');
+    const printed = run.stdout
+      .split('\n')
+      .filter((l) => !l.startsWith('##vso[task.setsecret]'))
+      .join('\n');
     assert.ok(!printed.includes(new URL(sasUrl).searchParams.get('sig')!), 'the SAS signature is never printed');
   });
 
   it('bad inputs name the input and say what to fix', async () => {
-    const noConn = await runTask('FetchModel', { inputs: { source: 'azureBlob', authenticationType: 'connectionString', container: 'models', modelPath: 'x', targetPath: path.join(work, 'bad') } });
+    const noConn = await runTask('FetchModel', {
+      inputs: {
+        source: 'azureBlob',
+        authenticationType: 'connectionString',
+        container: 'models',
+        modelPath: 'x',
+        targetPath: path.join(work, 'bad'),
+      },
+    });
     assert.equal(noConn.result, 'Failed');
     assert.match(noConn.message, /Input required: connectionString/);
     const badSha = await fetch({ modelPath: 'x', expectedSha256: 'abc', targetPath: path.join(work, 'bad') });
     assert.match(badSha.message, /Input 'expectedSha256': 'abc' is not a SHA-256/);
-    const http = await runTask('FetchModel', { inputs: { source: 'url', url: 'http://models.example.com/m.onnx', targetPath: path.join(work, 'bad') } });
+    const http = await runTask('FetchModel', {
+      inputs: { source: 'url', url: 'http://models.example.com/m.onnx', targetPath: path.join(work, 'bad') },
+    });
     assert.match(http.message, /Input 'url': use https:\/\//);
   });
 
@@ -258,7 +365,9 @@ describe('FetchModel against Azurite', function () {
     let proxy: FaultProxy;
     before(async () => {
       big = content('large model', size);
-      await models.getBlockBlobClient('large/1.0.0/model.bin').uploadData(big, { blockSize: 8 << 20, concurrency: 4, metadata: { sha256: sha256(big) } });
+      await models
+        .getBlockBlobClient('large/1.0.0/model.bin')
+        .uploadData(big, { blockSize: 8 << 20, concurrency: 4, metadata: { sha256: sha256(big) } });
       proxy = await startFaultProxy({ target: `http://127.0.0.1:${azurite.port}` });
     });
     after(async () => {
@@ -269,7 +378,10 @@ describe('FetchModel against Azurite', function () {
     it('downloads 200 MiB in parallel ranges, byte-exact, under Node 24', async () => {
       const target = path.join(work, 'large');
       proxy.resetStats();
-      const run = await fetch({ modelPath: 'large/1.0.0/model.bin', targetPath: target, blockSize: '4MiB', concurrency: '8' }, { endpoint: proxied(), node: 'node24' });
+      const run = await fetch(
+        { modelPath: 'large/1.0.0/model.bin', targetPath: target, blockSize: '4MiB', concurrency: '8' },
+        { endpoint: proxied(), node: 'node24' },
+      );
       assert.equal(run.result, 'Succeeded', describeRun(run));
       assert.equal(run.outputs.ModelSha256, sha256(big));
       const ranged = proxy.stats.requests.filter((r) => r.method === 'GET' && r.path.includes('large/1.0.0/model.bin'));
@@ -285,7 +397,10 @@ describe('FetchModel against Azurite', function () {
       assert.equal(run.result, 'Succeeded', describeRun(run));
       assert.match(run.message, /already in .*nothing downloaded/);
       assert.equal(proxy.stats.requests.filter((r) => r.method === 'GET' && r.path.includes('model.bin')).length, 0);
-      assert.ok(proxy.stats.bytesToClient < 20_000, `only metadata crossed the wire (${proxy.stats.bytesToClient} bytes)`);
+      assert.ok(
+        proxy.stats.bytesToClient < 20_000,
+        `only metadata crossed the wire (${proxy.stats.bytesToClient} bytes)`,
+      );
       assert.match(run.summaries.join('\n'), /cache hit/);
     });
 
@@ -297,7 +412,10 @@ describe('FetchModel against Azurite', function () {
         { match: /^GET .*large\/1\.0\.0\/model\.bin/, resetAfterBytes: 3 * 1024 * 1024, every: 2 },
       ]);
       try {
-        const run = await fetch({ modelPath: 'large/1.0.0/model.bin', targetPath: target, blockSize: '8MiB', concurrency: '4' }, { endpoint: proxied() });
+        const run = await fetch(
+          { modelPath: 'large/1.0.0/model.bin', targetPath: target, blockSize: '8MiB', concurrency: '4' },
+          { endpoint: proxied() },
+        );
         assert.equal(run.result, 'Succeeded', describeRun(run));
         assert.ok(proxy.stats.faultsInjected >= 10, `faults injected: ${proxy.stats.faultsInjected}`);
         assert.match(run.stdout, /resuming in/);

@@ -2,11 +2,13 @@ import * as assert from 'node:assert/strict';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
-import { startAzurite, type AzuriteServer } from '../support/azurite';
+
+import { type AzuriteServer, startAzurite } from '../support/azurite';
+import { bundleTasks } from '../support/bundle';
 import { makeTempDir } from '../support/paths';
 import { describeRun, runTask, type TaskRun } from '../support/taskRunner';
-import { bundleTasks } from '../support/bundle';
 
 /** PublishModel against Azurite, then FetchModel reading what it published: the demo's path. */
 
@@ -40,19 +42,45 @@ describe('PublishModel against Azurite, then FetchModel', function () {
     fs.rmSync(work, { recursive: true, force: true });
   });
 
-  const storage = () => ({ authenticationType: 'connectionString', connectionString: azurite.connectionString, container: 'models', blobEndpoint: azurite.blobEndpoint });
+  const storage = () => ({
+    authenticationType: 'connectionString',
+    connectionString: azurite.connectionString,
+    container: 'models',
+    blobEndpoint: azurite.blobEndpoint,
+  });
   const publish = (inputs: Record<string, string>, node: 'node20' | 'node24' = 'node20'): Promise<TaskRun> =>
-    runTask('PublishModel', { inputs: { destination: 'azureBlob', ...storage(), ...inputs }, secretVariables: { StorageConnectionString: azurite.connectionString, StorageKey: azurite.accountKey }, node });
+    runTask('PublishModel', {
+      inputs: { destination: 'azureBlob', ...storage(), ...inputs },
+      secretVariables: { StorageConnectionString: azurite.connectionString, StorageKey: azurite.accountKey },
+      node,
+    });
   const fetchModel = (inputs: Record<string, string>, node: 'node20' | 'node24' = 'node20'): Promise<TaskRun> =>
-    runTask('FetchModel', { inputs: { source: 'azureBlob', ...storage(), ...inputs }, secretVariables: { StorageConnectionString: azurite.connectionString, StorageKey: azurite.accountKey }, node });
+    runTask('FetchModel', {
+      inputs: { source: 'azureBlob', ...storage(), ...inputs },
+      secretVariables: { StorageConnectionString: azurite.connectionString, StorageKey: azurite.accountKey },
+      node,
+    });
 
   it('publishes a folder under <prefix><name>/<version>/ with sha256, name, version metadata and index tags', async () => {
-    const run = await publish({ modelPath: folder, modelName: 'churn', modelVersion: '1.4.2', pathPrefix: 'models', tags: 'stage=staging\nteam=ds' }, 'node24');
+    const run = await publish(
+      {
+        modelPath: folder,
+        modelName: 'churn',
+        modelVersion: '1.4.2',
+        pathPrefix: 'models',
+        tags: 'stage=staging\nteam=ds',
+      },
+      'node24',
+    );
     assert.equal(run.result, 'Succeeded', describeRun(run));
     assert.equal(run.outputs.ModelUri, `${azurite.blobEndpoint}/models/models/churn/1.4.2/`);
     assert.equal(run.outputs.ModelPath, 'models/churn/1.4.2/');
     const names: string[] = [];
-    for await (const b of models.listBlobsFlat({ prefix: 'models/churn/1.4.2/', includeMetadata: true, includeTags: true })) {
+    for await (const b of models.listBlobsFlat({
+      prefix: 'models/churn/1.4.2/',
+      includeMetadata: true,
+      includeTags: true,
+    })) {
       names.push(b.name);
       const rel = b.name.slice('models/churn/1.4.2/'.length);
       assert.equal(b.metadata?.sha256, sha256(files[rel]));
@@ -61,33 +89,71 @@ describe('PublishModel against Azurite, then FetchModel', function () {
       const tags = await models.getBlobClient(b.name).getTags();
       assert.deepEqual(tags.tags, { stage: 'staging', team: 'ds' });
     }
-    assert.deepEqual(names.sort(), Object.keys(files).map((r) => `models/churn/1.4.2/${r}`).sort());
+    assert.deepEqual(
+      names.sort(),
+      Object.keys(files)
+        .map((r) => `models/churn/1.4.2/${r}`)
+        .sort(),
+    );
   });
 
   it('FetchModel picks it up by tag and by semver, and its digest matches what PublishModel reported', async () => {
-    const published = await publish({ modelPath: path.join(folder, 'model.onnx'), modelName: 'churn', modelVersion: '1.3.0', pathPrefix: 'models' });
+    const published = await publish({
+      modelPath: path.join(folder, 'model.onnx'),
+      modelName: 'churn',
+      modelVersion: '1.3.0',
+      pathPrefix: 'models',
+    });
     assert.equal(published.result, 'Succeeded', describeRun(published));
     assert.equal(published.outputs.ModelSha256, sha256(files['model.onnx']));
-    const byTag = await fetchModel({ modelPath: 'models/churn/', versionSelector: 'tags', tagFilter: `"stage" = 'staging' AND "team" = 'ds'`, targetPath: path.join(work, 'by-tag') }, 'node24');
+    const byTag = await fetchModel(
+      {
+        modelPath: 'models/churn/',
+        versionSelector: 'tags',
+        tagFilter: `"stage" = 'staging' AND "team" = 'ds'`,
+        targetPath: path.join(work, 'by-tag'),
+      },
+      'node24',
+    );
     assert.equal(byTag.result, 'Succeeded', describeRun(byTag));
     assert.equal(byTag.outputs.ModelVersion, '1.4.2');
-    const first = await publish({ modelPath: folder, modelName: 'churn', modelVersion: '1.4.2', pathPrefix: 'models', overwrite: 'true' });
+    const first = await publish({
+      modelPath: folder,
+      modelName: 'churn',
+      modelVersion: '1.4.2',
+      pathPrefix: 'models',
+      overwrite: 'true',
+    });
     assert.equal(byTag.outputs.ModelSha256, first.outputs.ModelSha256);
-    const bySemver = await fetchModel({ modelPath: 'models/churn/', versionSelector: 'semver', targetPath: path.join(work, 'by-semver') });
+    const bySemver = await fetchModel({
+      modelPath: 'models/churn/',
+      versionSelector: 'semver',
+      targetPath: path.join(work, 'by-semver'),
+    });
     assert.equal(bySemver.outputs.ModelVersion, '1.4.2');
     assert.equal(bySemver.outputs.ModelName, 'churn');
     assert.match(bySemver.summaries.join('\n'), /sha256 metadata/);
-    for (const [rel, data] of Object.entries(files)) assert.ok(fs.readFileSync(path.join(work, 'by-semver', rel)).equals(data), rel);
+    for (const [rel, data] of Object.entries(files))
+      assert.ok(fs.readFileSync(path.join(work, 'by-semver', rel)).equals(data), rel);
   });
 
   it('refuses to overwrite a published version unless asked; overwrite replaces it and removes files it no longer has', async () => {
     const again = await publish({ modelPath: folder, modelName: 'churn', modelVersion: '1.4.2', pathPrefix: 'models' });
     assert.equal(again.result, 'Failed');
-    assert.match(again.message, /churn 1\.4\.2 is already published at .*models\/churn\/1\.4\.2\/ \(model\.onnx, tokenizer\/config\.json, tokenizer\/vocab\.txt\)\. Published versions are immutable/);
+    assert.match(
+      again.message,
+      /churn 1\.4\.2 is already published at .*models\/churn\/1\.4\.2\/ \(model\.onnx, tokenizer\/config\.json, tokenizer\/vocab\.txt\)\. Published versions are immutable/,
+    );
     const smaller = path.join(work, 'smaller');
     fs.mkdirSync(smaller);
     fs.writeFileSync(path.join(smaller, 'model.onnx'), 'v2');
-    const replaced = await publish({ modelPath: smaller, modelName: 'churn', modelVersion: '1.4.2', pathPrefix: 'models', overwrite: 'true' });
+    const replaced = await publish({
+      modelPath: smaller,
+      modelName: 'churn',
+      modelVersion: '1.4.2',
+      pathPrefix: 'models',
+      overwrite: 'true',
+    });
     assert.equal(replaced.result, 'Succeeded', describeRun(replaced));
     const names: string[] = [];
     for await (const b of models.listBlobsFlat({ prefix: 'models/churn/1.4.2/' })) names.push(b.name);

@@ -1,7 +1,14 @@
 import { strict as assert } from 'node:assert';
-import { TransientHttpError, backoffDelay, isTransientError, parseRetryAfter, withRetry } from '../../tasks/common/retry';
-import { formatBytes } from '../../tasks/common/summary';
+
 import { safeRelativePath } from '../../tasks/common/fsutil';
+import {
+  backoffDelay,
+  isTransientError,
+  parseRetryAfter,
+  TransientHttpError,
+  withRetry,
+} from '../../tasks/common/retry';
+import { formatBytes } from '../../tasks/common/summary';
 
 describe('common: retry', () => {
   const noSleep = { sleep: async () => {}, random: () => 0.5 };
@@ -20,10 +27,13 @@ describe('common: retry', () => {
   it('gives up after the bound and throws the last error', async () => {
     let calls = 0;
     await assert.rejects(
-      withRetry(async () => {
-        calls++;
-        throw new TransientHttpError(503, `503 #${calls}`);
-      }, { ...noSleep, attempts: 4 }),
+      withRetry(
+        async () => {
+          calls++;
+          throw new TransientHttpError(503, `503 #${calls}`);
+        },
+        { ...noSleep, attempts: 4 },
+      ),
       /503 #4/,
     );
     assert.equal(calls, 4);
@@ -47,10 +57,13 @@ describe('common: retry', () => {
     assert.equal(parseRetryAfter('soon'), undefined);
     const slept: number[] = [];
     let calls = 0;
-    await withRetry(async () => {
-      if (++calls === 1) throw new TransientHttpError(429, 'slow down', 7000);
-      return 1;
-    }, { sleep: async (ms) => void slept.push(ms), random: () => 0 });
+    await withRetry(
+      async () => {
+        if (++calls === 1) throw new TransientHttpError(429, 'slow down', 7000);
+        return 1;
+      },
+      { sleep: async (ms) => void slept.push(ms), random: () => 0 },
+    );
     assert.deepEqual(slept, [7000]);
     // attempt 3 with base 500: exponential 2000, jittered into [1000, 2000]
     assert.equal(backoffDelay(3, { random: () => 0 }), 1000);
@@ -59,7 +72,13 @@ describe('common: retry', () => {
   });
 
   it('classifies errors from fetch, the Azure SDK and the AWS SDK', () => {
-    assert.ok(isTransientError(Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('x'), { code: 'UND_ERR_SOCKET' }) })));
+    assert.ok(
+      isTransientError(
+        Object.assign(new TypeError('fetch failed'), {
+          cause: Object.assign(new Error('x'), { code: 'UND_ERR_SOCKET' }),
+        }),
+      ),
+    );
     assert.ok(isTransientError({ name: 'RestError', statusCode: 500, message: 'InternalError' }));
     assert.ok(isTransientError({ name: 'SlowDown', $metadata: { httpStatusCode: 503 }, message: 'slow down' }));
     assert.ok(!isTransientError({ name: 'RestError', statusCode: 404, message: 'BlobNotFound' }));
@@ -76,7 +95,16 @@ describe('common: small helpers', () => {
 
   it('refuses names that would escape their folder', () => {
     assert.equal(safeRelativePath('models/churn/1.0/model.onnx'), 'models/churn/1.0/model.onnx');
-    for (const bad of ['../etc/passwd', 'a/../../b', '/etc/passwd', 'C:\\Windows\\x', 'c:/x', 'a\\..\\b', 'a/./b', 'a\0b']) {
+    for (const bad of [
+      '../etc/passwd',
+      'a/../../b',
+      '/etc/passwd',
+      'C:\\Windows\\x',
+      'c:/x',
+      'a\\..\\b',
+      'a/./b',
+      'a\0b',
+    ]) {
       assert.equal(safeRelativePath(bad), undefined, bad);
     }
   });

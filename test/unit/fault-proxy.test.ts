@@ -1,7 +1,8 @@
 import { strict as assert } from 'node:assert';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startFaultProxy, type FaultProxy } from '../support/faultProxy';
+
+import { type FaultProxy, startFaultProxy } from '../support/faultProxy';
 
 describe('fault proxy (test support)', () => {
   let backend: http.Server;
@@ -61,7 +62,9 @@ describe('fault proxy (test support)', () => {
 
   it('cuts an upload after the given number of request bytes', async () => {
     proxy.setFaults([{ resetAfterBytes: 5000, direction: 'request', times: 1 }]);
-    await assert.rejects(fetch(`${proxy.url}/up`, { method: 'PUT', body: Buffer.alloc(200_000) }).then((r) => r.text()));
+    await assert.rejects(
+      fetch(`${proxy.url}/up`, { method: 'PUT', body: Buffer.alloc(200_000) }).then((r) => r.text()),
+    );
     assert.equal(proxy.stats.requests[0].fault, 'reset after 5000 request bytes');
   });
 });

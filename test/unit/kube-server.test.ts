@@ -2,7 +2,9 @@ import { strict as assert } from 'node:assert';
 import { createServer, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
+
 import * as k8s from '@kubernetes/client-node';
+
 import { type KubeTestServer, startKubeTestServer } from '../support/kube/index';
 
 type Obj = Record<string, any>;
@@ -15,7 +17,10 @@ function deploymentManifest(name: string, image: string, extra: Obj = {}): Obj {
     spec: {
       replicas: 2,
       selector: { matchLabels: { app: name } },
-      template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'app', image, ports: [{ containerPort: 8080 }] }] } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { containers: [{ name: 'app', image, ports: [{ containerPort: 8080 }] }] },
+      },
       ...extra,
     },
   };
@@ -32,7 +37,12 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
 }
 
 /** A raw HTTPS request, for what the typed client cannot send (wrong content type, no token). */
-function rawRequest(server: KubeTestServer, method: string, path: string, options: { body?: string; contentType?: string; token?: string | null } = {}): Promise<{ status: number; body: any; text: string }> {
+function rawRequest(
+  server: KubeTestServer,
+  method: string,
+  path: string,
+  options: { body?: string; contentType?: string; token?: string | null } = {},
+): Promise<{ status: number; body: any; text: string }> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {};
     if (options.contentType) headers['content-type'] = options.contentType;
@@ -85,7 +95,7 @@ describe('kube test server', function () {
   });
 
   const apply = (manifest: Obj, manager = 'deploy-to-aks', force?: boolean) =>
-    objects.patch(manifest as k8s.KubernetesObject, undefined, undefined, manager, force, k8s.PatchStrategy.ServerSideApply) as Promise<Obj>;
+    objects.patch(manifest, undefined, undefined, manager, force, k8s.PatchStrategy.ServerSideApply) as Promise<Obj>;
 
   async function waitForRollout(name: string, predicate: (d: Obj) => boolean): Promise<Obj> {
     return until(`deployment ${name}`, async () => {
@@ -95,15 +105,27 @@ describe('kube test server', function () {
   }
 
   const progressing = (d: Obj) => d.status?.conditions?.find((c: Obj) => c.type === 'Progressing');
-  const podsOf = async (app: string) => (await core.listNamespacedPod({ namespace: 'prod', labelSelector: `app=${app}` })).items as Obj[];
+  const podsOf = async (app: string) =>
+    (await core.listNamespacedPod({ namespace: 'prod', labelSelector: `app=${app}` })).items as Obj[];
   const eventsFor = async (name: string) =>
-    ((await core.listNamespacedEvent({ namespace: 'prod', fieldSelector: `involvedObject.name=${name}` })).items as Obj[]).map((e) => `${e.type}/${e.reason}: ${e.message}`);
+    (
+      (await core.listNamespacedEvent({ namespace: 'prod', fieldSelector: `involvedObject.name=${name}` }))
+        .items as Obj[]
+    ).map((e) => `${e.type}/${e.reason}: ${e.message}`);
 
   it('refuses requests without the bearer token with a 401 Status, and with the wrong one', async () => {
     for (const token of [null, 'wrong']) {
       const res = await rawRequest(server, 'GET', '/api/v1/namespaces', { token });
       assert.equal(res.status, 401);
-      assert.deepEqual(res.body, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 });
+      assert.deepEqual(res.body, {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message: 'Unauthorized',
+        reason: 'Unauthorized',
+        code: 401,
+      });
     }
     const bad = new k8s.KubeConfig();
     bad.loadFromString(server.kubeconfig.replace(server.token, 'not-the-token'));
@@ -118,30 +140,57 @@ describe('kube test server', function () {
     const groups = await rawRequest(server, 'GET', '/apis');
     assert.deepEqual(groups.body.groups.map((g: Obj) => g.name).sort(), ['apps', 'autoscaling', 'policy']);
     const appsResources = await rawRequest(server, 'GET', '/apis/apps/v1');
-    assert.ok(appsResources.body.resources.some((r: Obj) => r.name === 'deployments' && r.kind === 'Deployment' && r.namespaced));
+    assert.ok(
+      appsResources.body.resources.some(
+        (r: Obj) => r.name === 'deployments' && r.kind === 'Deployment' && r.namespaced,
+      ),
+    );
   });
 
   it('creates, lists with selectors, rejects duplicates and invalid objects with real Status shapes', async () => {
-    const created = (await core.createNamespacedSecret({ namespace: 'prod', body: { metadata: { name: 'pull', labels: { tier: 'x' } }, stringData: { token: 's3cret' } } })) as Obj;
+    const created = (await core.createNamespacedSecret({
+      namespace: 'prod',
+      body: { metadata: { name: 'pull', labels: { tier: 'x' } }, stringData: { token: 's3cret' } },
+    })) as Obj;
     assert.equal(created.data.token, Buffer.from('s3cret').toString('base64'));
     assert.ok(created.metadata.uid && created.metadata.resourceVersion && created.metadata.creationTimestamp);
-    await assert.rejects(core.createNamespacedSecret({ namespace: 'prod', body: { metadata: { name: 'pull' } } }), (e: unknown) => {
-      const { code, body } = apiError(e);
-      return code === 409 && body.reason === 'AlreadyExists' && body.message === 'secrets "pull" already exists';
+    await assert.rejects(
+      core.createNamespacedSecret({ namespace: 'prod', body: { metadata: { name: 'pull' } } }),
+      (e: unknown) => {
+        const { code, body } = apiError(e);
+        return code === 409 && body.reason === 'AlreadyExists' && body.message === 'secrets "pull" already exists';
+      },
+    );
+    const listed = await core.listNamespacedSecret({
+      namespace: 'prod',
+      labelSelector: 'tier in (x,y)',
+      fieldSelector: 'metadata.name=pull',
     });
-    const listed = await core.listNamespacedSecret({ namespace: 'prod', labelSelector: 'tier in (x,y)', fieldSelector: 'metadata.name=pull' });
-    assert.deepEqual(listed.items.map((s) => s.metadata?.name), ['pull']);
+    assert.deepEqual(
+      listed.items.map((s) => s.metadata?.name),
+      ['pull'],
+    );
     const bad = deploymentManifest('broken', '');
     bad.spec.template.metadata.labels = { app: 'other' };
     await assert.rejects(apps.createNamespacedDeployment({ namespace: 'prod', body: bad }), (e: unknown) => {
       const { code, body } = apiError(e);
       const fields = body.details.causes.map((c: Obj) => c.field);
-      return code === 422 && body.reason === 'Invalid' && body.message.startsWith('Deployment.apps "broken" is invalid: [')
-        && fields.includes('spec.template.metadata.labels') && fields.includes('spec.template.spec.containers[0].image');
+      return (
+        code === 422 &&
+        body.reason === 'Invalid' &&
+        body.message.startsWith('Deployment.apps "broken" is invalid: [') &&
+        fields.includes('spec.template.metadata.labels') &&
+        fields.includes('spec.template.spec.containers[0].image')
+      );
     });
     await assert.rejects(core.readNamespacedSecret({ namespace: 'prod', name: 'missing' }), (e: unknown) => {
       const { code, body } = apiError(e);
-      return code === 404 && body.reason === 'NotFound' && body.message === 'secrets "missing" not found' && body.details.kind === 'secrets';
+      return (
+        code === 404 &&
+        body.reason === 'NotFound' &&
+        body.message === 'secrets "missing" not found' &&
+        body.details.kind === 'secrets'
+      );
     });
   });
 
@@ -161,25 +210,47 @@ describe('kube test server', function () {
     scaled.spec.replicas = 5;
     await assert.rejects(apply(scaled, 'hpa-tuner'), (e: unknown) => {
       const { code, body } = apiError(e);
-      return code === 409 && body.reason === 'Conflict' && body.message.includes('conflict with "deploy-to-aks"')
-        && body.details.causes.some((c: Obj) => c.reason === 'FieldManagerConflict' && c.field === '.spec.replicas');
+      return (
+        code === 409 &&
+        body.reason === 'Conflict' &&
+        body.message.includes('conflict with "deploy-to-aks"') &&
+        body.details.causes.some((c: Obj) => c.reason === 'FieldManagerConflict' && c.field === '.spec.replicas')
+      );
     });
     const forced = await apply(scaled, 'hpa-tuner', true);
     assert.equal(forced.spec.replicas, 5);
-    const owners = forced.metadata.managedFields.map((m: Obj) => [m.manager, Boolean(m.fieldsV1['f:spec']?.['f:replicas'])]);
-    assert.deepEqual(owners.find((o: unknown[]) => o[0] === 'deploy-to-aks'), ['deploy-to-aks', false]);
+    const owners = forced.metadata.managedFields.map((m: Obj) => [
+      m.manager,
+      Boolean(m.fieldsV1['f:spec']?.['f:replicas']),
+    ]);
+    assert.deepEqual(
+      owners.find((o: unknown[]) => o[0] === 'deploy-to-aks'),
+      ['deploy-to-aks', false],
+    );
     // Missing fieldManager is refused as the apiserver refuses it.
-    const res = await rawRequest(server, 'PATCH', '/apis/apps/v1/namespaces/prod/deployments/ssa', { contentType: 'application/apply-patch+yaml', body: JSON.stringify(deploymentManifest('ssa', 'reg/ssa:2')) });
+    const res = await rawRequest(server, 'PATCH', '/apis/apps/v1/namespaces/prod/deployments/ssa', {
+      contentType: 'application/apply-patch+yaml',
+      body: JSON.stringify(deploymentManifest('ssa', 'reg/ssa:2')),
+    });
     assert.equal(res.status, 422);
-    assert.equal(res.body.message, 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch');
+    assert.equal(
+      res.body.message,
+      'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
+    );
   });
 
   it('answers a PATCH with an unsupported content type with 415, and supports merge and JSON patch', async () => {
-    const res = await rawRequest(server, 'PATCH', '/apis/apps/v1/namespaces/prod/deployments/ssa', { contentType: 'application/json', body: '{"spec":{"replicas":1}}' });
+    const res = await rawRequest(server, 'PATCH', '/apis/apps/v1/namespaces/prod/deployments/ssa', {
+      contentType: 'application/json',
+      body: '{"spec":{"replicas":1}}',
+    });
     assert.equal(res.status, 415);
     assert.equal(res.body.reason, 'UnsupportedMediaType');
     assert.equal(res.body.kind, 'Status');
-    const merged = await rawRequest(server, 'PATCH', '/apis/apps/v1/namespaces/prod/deployments/ssa', { contentType: 'application/merge-patch+json', body: '{"metadata":{"annotations":{"note":"x"}}}' });
+    const merged = await rawRequest(server, 'PATCH', '/apis/apps/v1/namespaces/prod/deployments/ssa', {
+      contentType: 'application/merge-patch+json',
+      body: '{"metadata":{"annotations":{"note":"x"}}}',
+    });
     assert.equal(merged.status, 200);
     assert.equal(merged.body.metadata.annotations.note, 'x');
     const jsonPatched = await rawRequest(server, 'PATCH', '/apis/apps/v1/namespaces/prod/deployments/ssa', {
@@ -189,9 +260,15 @@ describe('kube test server', function () {
     assert.equal(jsonPatched.body.spec.replicas, 1);
     const strategic = await rawRequest(server, 'PATCH', '/apis/apps/v1/namespaces/prod/deployments/ssa', {
       contentType: 'application/strategic-merge-patch+json',
-      body: JSON.stringify({ spec: { template: { spec: { containers: [{ name: 'app', env: [{ name: 'A', value: '1' }] }] } } } }),
+      body: JSON.stringify({
+        spec: { template: { spec: { containers: [{ name: 'app', env: [{ name: 'A', value: '1' }] }] } } },
+      }),
     });
-    assert.equal(strategic.body.spec.template.spec.containers[0].image, 'reg/ssa:2', 'strategic merge keeps the container and merges by name');
+    assert.equal(
+      strategic.body.spec.template.spec.containers[0].image,
+      'reg/ssa:2',
+      'strategic merge keeps the container and merges by name',
+    );
     assert.equal(strategic.body.spec.template.spec.containers[0].env[0].value, '1');
   });
 
@@ -202,11 +279,19 @@ describe('kube test server', function () {
     const watch = new k8s.Watch(kc);
     let finished: (err: unknown) => void = () => {};
     const done = new Promise((resolve) => (finished = resolve));
-    const controller = await watch.watch('/api/v1/namespaces/prod/configmaps', { resourceVersion: since }, (type, obj: Obj) => {
-      seen.push(`${type} ${obj.metadata.name} ${JSON.stringify(obj.data ?? {})}`);
-    }, (err) => finished(err));
+    const controller = await watch.watch(
+      '/api/v1/namespaces/prod/configmaps',
+      { resourceVersion: since },
+      (type, obj: Obj) => {
+        seen.push(`${type} ${obj.metadata.name} ${JSON.stringify(obj.data ?? {})}`);
+      },
+      (err) => finished(err),
+    );
     await core.createNamespacedConfigMap({ namespace: 'prod', body: { metadata: { name: 'cfg' }, data: { a: '1' } } });
-    await core.patchNamespacedConfigMap({ namespace: 'prod', name: 'cfg', body: { data: { a: '2' } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+    await core.patchNamespacedConfigMap(
+      { namespace: 'prod', name: 'cfg', body: { data: { a: '2' } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
     await core.deleteNamespacedConfigMap({ namespace: 'prod', name: 'cfg' });
     await until('watch events', async () => seen.length >= 3 || undefined);
     controller.abort();
@@ -216,26 +301,34 @@ describe('kube test server', function () {
     server.compact();
     const expired: Obj[] = [];
     await new Promise<void>((resolve) => {
-      void watch.watch('/api/v1/namespaces/prod/configmaps', { resourceVersion: since }, (type, obj: Obj) => expired.push({ type, obj }), () => resolve());
+      void watch.watch(
+        '/api/v1/namespaces/prod/configmaps',
+        { resourceVersion: since },
+        (type, obj: Obj) => expired.push({ type, obj }),
+        () => resolve(),
+      );
     });
     assert.equal(expired.length, 1);
-    assert.equal(expired[0]!.type, 'ERROR');
-    assert.equal(expired[0]!.obj.code, 410);
-    assert.equal(expired[0]!.obj.reason, 'Expired');
-    assert.match(expired[0]!.obj.message, /^too old resource version: \d+ \(\d+\)$/);
+    assert.equal(expired[0].type, 'ERROR');
+    assert.equal(expired[0].obj.code, 410);
+    assert.equal(expired[0].obj.reason, 'Expired');
+    assert.match(expired[0].obj.message, /^too old resource version: \d+ \(\d+\)$/);
   });
 
   it('rolls a Deployment out through a ReplicaSet to ready pods and reports it like the deployment controller', async () => {
     await apply(deploymentManifest('web', 'reg/web:1'));
-    const done = await waitForRollout('web', (d) => progressing(d)?.reason === 'NewReplicaSetAvailable' && d.status.availableReplicas === 2);
+    const done = await waitForRollout(
+      'web',
+      (d) => progressing(d)?.reason === 'NewReplicaSetAvailable' && d.status.availableReplicas === 2,
+    );
     assert.equal(done.status.observedGeneration, done.metadata.generation);
     assert.equal(done.status.updatedReplicas, 2);
     assert.equal(done.status.readyReplicas, 2);
     assert.equal(done.metadata.annotations['deployment.kubernetes.io/revision'], '1');
     const rs = (await apps.listNamespacedReplicaSet({ namespace: 'prod', labelSelector: 'app=web' })).items as Obj[];
     assert.equal(rs.length, 1);
-    assert.equal(rs[0]!.metadata.ownerReferences[0].uid, done.metadata.uid);
-    assert.equal(rs[0]!.metadata.name, `web-${rs[0]!.metadata.labels['pod-template-hash']}`);
+    assert.equal(rs[0].metadata.ownerReferences[0].uid, done.metadata.uid);
+    assert.equal(rs[0].metadata.name, `web-${rs[0].metadata.labels['pod-template-hash']}`);
     const pods = await podsOf('web');
     assert.equal(pods.length, 2);
     for (const pod of pods) {
@@ -244,14 +337,24 @@ describe('kube test server', function () {
       assert.ok(pod.status.containerStatuses[0].state.running);
     }
     const events = await eventsFor('web');
-    assert.ok(events.some((e) => /^Normal\/ScalingReplicaSet: Scaled up replica set web-\w+ from 0 to 2$/.test(e)), events.join('\n'));
-    const podEvents = await eventsFor(pods[0]!.metadata.name);
-    for (const reason of ['Scheduled', 'Pulling', 'Pulled', 'Created', 'Started']) assert.ok(podEvents.some((e) => e.startsWith(`Normal/${reason}:`)), reason);
-    const logs = await core.readNamespacedPodLog({ namespace: 'prod', name: pods[0]!.metadata.name, tailLines: 1 });
+    assert.ok(
+      events.some((e) => /^Normal\/ScalingReplicaSet: Scaled up replica set web-\w+ from 0 to 2$/.test(e)),
+      events.join('\n'),
+    );
+    const podEvents = await eventsFor(pods[0].metadata.name);
+    for (const reason of ['Scheduled', 'Pulling', 'Pulled', 'Created', 'Started'])
+      assert.ok(
+        podEvents.some((e) => e.startsWith(`Normal/${reason}:`)),
+        reason,
+      );
+    const logs = await core.readNamespacedPodLog({ namespace: 'prod', name: pods[0].metadata.name, tailLines: 1 });
     assert.equal(logs, 'app listening on port 8080\n');
   });
 
-  const failureCases: { outcome: Parameters<KubeTestServer['setImageOutcome']>[1]; check: (pod: Obj, events: string[]) => void }[] = [
+  const failureCases: {
+    outcome: Parameters<KubeTestServer['setImageOutcome']>[1];
+    check: (pod: Obj, events: string[]) => void;
+  }[] = [
     {
       outcome: { imagePullBackOff: true },
       check: (pod, events) => {
@@ -280,7 +383,9 @@ describe('kube test server', function () {
       check: (pod, events) => {
         assert.equal(pod.status.phase, 'Running');
         assert.equal(pod.status.containerStatuses[0].ready, false);
-        assert.ok(events.some((e) => e === 'Warning/Unhealthy: Readiness probe failed: HTTP probe failed with statuscode: 503'));
+        assert.ok(
+          events.some((e) => e === 'Warning/Unhealthy: Readiness probe failed: HTTP probe failed with statuscode: 503'),
+        );
       },
     },
     {
@@ -295,11 +400,13 @@ describe('kube test server', function () {
   ];
 
   for (const [index, { outcome, check }] of failureCases.entries()) {
-    const label = Object.keys(outcome)[0]!;
+    const label = Object.keys(outcome)[0];
     it(`shows ${label} on the pod, in its events, and in the deployment conditions`, async () => {
       const name = `fail${index}`;
       server.setImageOutcome(`reg/${name}`, outcome);
-      await apply(deploymentManifest(name, `reg/${name}@sha256:${'a'.repeat(64)}`, { replicas: 1, progressDeadlineSeconds: 6 }));
+      await apply(
+        deploymentManifest(name, `reg/${name}@sha256:${'a'.repeat(64)}`, { replicas: 1, progressDeadlineSeconds: 6 }),
+      );
       const deployment = await waitForRollout(name, (d) => progressing(d)?.reason === 'ProgressDeadlineExceeded');
       assert.equal(progressing(deployment).status, 'False');
       assert.equal(deployment.status.conditions.find((c: Obj) => c.type === 'Available').status, 'False');
@@ -307,14 +414,18 @@ describe('kube test server', function () {
       await until(`${label} to settle`, async () => {
         const [fresh] = await podsOf(name);
         try {
-          check(fresh!, await eventsFor(fresh!.metadata.name));
+          check(fresh, await eventsFor(fresh.metadata.name));
           return true;
         } catch {
           return undefined;
         }
       });
       if (label === 'crashLoop') {
-        const previous = await core.readNamespacedPodLog({ namespace: 'prod', name: pod!.metadata.name, previous: true });
+        const previous = await core.readNamespacedPodLog({
+          namespace: 'prod',
+          name: pod.metadata.name,
+          previous: true,
+        });
         assert.equal(previous, 'boom: model file missing\n');
       }
     });
@@ -322,9 +433,19 @@ describe('kube test server', function () {
 
   it('rolls back by restoring the previous ReplicaSet template, under a new revision', async () => {
     await apply(deploymentManifest('web', 'reg/web:2'));
-    await waitForRollout('web', (d) => d.metadata.generation === 2 && progressing(d)?.reason === 'NewReplicaSetAvailable' && d.status.updatedReplicas === 2 && d.status.replicas === 2);
-    const replicaSets = (await apps.listNamespacedReplicaSet({ namespace: 'prod', labelSelector: 'app=web' })).items as Obj[];
-    const byRevision = new Map(replicaSets.map((rs) => [rs.metadata.annotations['deployment.kubernetes.io/revision'], rs]));
+    await waitForRollout(
+      'web',
+      (d) =>
+        d.metadata.generation === 2 &&
+        progressing(d)?.reason === 'NewReplicaSetAvailable' &&
+        d.status.updatedReplicas === 2 &&
+        d.status.replicas === 2,
+    );
+    const replicaSets = (await apps.listNamespacedReplicaSet({ namespace: 'prod', labelSelector: 'app=web' }))
+      .items as Obj[];
+    const byRevision = new Map(
+      replicaSets.map((rs) => [rs.metadata.annotations['deployment.kubernetes.io/revision'], rs]),
+    );
     assert.deepEqual([...byRevision.keys()].sort(), ['1', '2']);
     assert.equal(byRevision.get('1')!.spec.replicas, 0);
     assert.equal(byRevision.get('2')!.spec.template.spec.containers[0].image, 'reg/web:2');
@@ -332,8 +453,18 @@ describe('kube test server', function () {
     const template = structuredClone(byRevision.get('1')!.spec.template);
     delete template.metadata.labels['pod-template-hash'];
     const current = (await apps.readNamespacedDeployment({ namespace: 'prod', name: 'web' })) as Obj;
-    await apps.replaceNamespacedDeployment({ namespace: 'prod', name: 'web', body: { ...current, spec: { ...current.spec, template } } });
-    const rolledBack = await waitForRollout('web', (d) => d.metadata.annotations['deployment.kubernetes.io/revision'] === '3' && progressing(d)?.reason === 'NewReplicaSetAvailable' && d.status.replicas === 2);
+    await apps.replaceNamespacedDeployment({
+      namespace: 'prod',
+      name: 'web',
+      body: { ...current, spec: { ...current.spec, template } },
+    });
+    const rolledBack = await waitForRollout(
+      'web',
+      (d) =>
+        d.metadata.annotations['deployment.kubernetes.io/revision'] === '3' &&
+        progressing(d)?.reason === 'NewReplicaSetAvailable' &&
+        d.status.replicas === 2,
+    );
     assert.equal(rolledBack.spec.template.spec.containers[0].image, 'reg/web:1');
     const after = (await apps.listNamespacedReplicaSet({ namespace: 'prod', labelSelector: 'app=web' })).items as Obj[];
     assert.equal(after.length, 2, 'the old ReplicaSet is reused, not duplicated');
@@ -350,12 +481,25 @@ describe('kube test server', function () {
     });
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
     try {
-      const service = (await core.createNamespacedService({ namespace: 'prod', body: { metadata: { name: 'web' }, spec: { type: 'LoadBalancer', selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } } })) as Obj;
+      const service = (await core.createNamespacedService({
+        namespace: 'prod',
+        body: {
+          metadata: { name: 'web' },
+          spec: {
+            type: 'LoadBalancer',
+            selector: { app: 'web' },
+            ports: [{ name: 'http', port: 80, targetPort: 8080 }],
+          },
+        },
+      })) as Obj;
       assert.match(service.spec.clusterIP, /^10\.0\.\d+\.\d+$/);
       const noBackend = await rawRequest(server, 'GET', '/api/v1/namespaces/prod/services/web:80/proxy/health');
       assert.equal(noBackend.status, 503);
       server.setServiceBackend('prod', 'web', `http://127.0.0.1:${(backend.address() as AddressInfo).port}`);
-      for (const path of ['/api/v1/namespaces/prod/services/web:80/proxy/health?x=1', '/api/v1/namespaces/prod/services/http:web:http/proxy/health?x=1']) {
+      for (const path of [
+        '/api/v1/namespaces/prod/services/web:80/proxy/health?x=1',
+        '/api/v1/namespaces/prod/services/http:web:http/proxy/health?x=1',
+      ]) {
         const res = await rawRequest(server, 'GET', path);
         assert.equal(res.status, 200, res.text);
         assert.deepEqual(res.body, { path: '/health?x=1', auth: null });
@@ -378,12 +522,23 @@ describe('kube test server', function () {
     const status = (await apps.deleteNamespacedDeployment({ namespace: 'prod', name: 'web' })) as Obj;
     assert.equal(status.status, 'Success');
     assert.equal(server.objects('ReplicaSet', 'prod').filter((rs) => rs.metadata.labels?.app === 'web').length, 0);
-    await until('pods gone', async () => (server.objects('Pod', 'prod').filter((p) => p.metadata.labels?.app === 'web').length === 0 ? true : undefined));
-    await assert.rejects(apps.readNamespacedDeployment({ namespace: 'prod', name: 'web' }), (e: unknown) => apiError(e).code === 404);
+    await until('pods gone', async () =>
+      server.objects('Pod', 'prod').filter((p) => p.metadata.labels?.app === 'web').length === 0 ? true : undefined,
+    );
+    await assert.rejects(
+      apps.readNamespacedDeployment({ namespace: 'prod', name: 'web' }),
+      (e: unknown) => apiError(e).code === 404,
+    );
   });
 
   it('logs every request for tests to count', () => {
-    const deploymentPatches = server.requests.filter((r) => r.method === 'PATCH' && r.path.startsWith('/apis/apps/v1/namespaces/prod/deployments/'));
-    assert.ok(deploymentPatches.some((r) => r.contentType === 'application/apply-patch+yaml' && r.query.fieldManager === 'deploy-to-aks'));
+    const deploymentPatches = server.requests.filter(
+      (r) => r.method === 'PATCH' && r.path.startsWith('/apis/apps/v1/namespaces/prod/deployments/'),
+    );
+    assert.ok(
+      deploymentPatches.some(
+        (r) => r.contentType === 'application/apply-patch+yaml' && r.query.fieldManager === 'deploy-to-aks',
+      ),
+    );
   });
 });

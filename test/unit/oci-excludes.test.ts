@@ -1,9 +1,12 @@
 import * as assert from 'node:assert/strict';
+
 import { excludeMatcher, parseExcludeLines } from '../../tasks/common/oci/excludes';
 
 describe('oci .dockerignore-style excludes', () => {
   it('matches from the root, covers folder contents, and lets the last pattern win', () => {
-    const m = excludeMatcher(parseExcludeLines('# comment\n\n/node_modules\n*.log\n**/*.map\n!keep.log\ntest/\n./tmp\n'));
+    const m = excludeMatcher(
+      parseExcludeLines('# comment\n\n/node_modules\n*.log\n**/*.map\n!keep.log\ntest/\n./tmp\n'),
+    );
     assert.equal(m.isExcluded('node_modules', true), true);
     assert.equal(m.isExcluded('node_modules/x/index.js', false), true);
     assert.equal(m.isExcluded('lib/node_modules/x.js', false), false, 'root-relative like Docker');

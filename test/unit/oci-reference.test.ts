@@ -1,5 +1,16 @@
 import * as assert from 'node:assert/strict';
-import { formatLayoutReference, formatReference, InvalidReferenceError, isLayoutReference, parseLayoutReference, parseReference, parseRepository, sanitizeTag, apiHostOf } from '../../tasks/common/oci/reference';
+
+import {
+  apiHostOf,
+  formatLayoutReference,
+  formatReference,
+  InvalidReferenceError,
+  isLayoutReference,
+  parseLayoutReference,
+  parseReference,
+  parseRepository,
+  sanitizeTag,
+} from '../../tasks/common/oci/reference';
 
 describe('oci reference parsing', () => {
   const cases: Array<[string, { registry: string; repository: string; tag?: string; digest?: string }]> = [
@@ -9,14 +20,23 @@ describe('oci reference parsing', () => {
     ['myacr.azurecr.io/scoring-app:1.2', { registry: 'myacr.azurecr.io', repository: 'scoring-app', tag: '1.2' }],
     ['localhost/app', { registry: 'localhost', repository: 'app' }],
     ['127.0.0.1:5000/team/app:v1', { registry: '127.0.0.1:5000', repository: 'team/app', tag: 'v1' }],
-    ['mcr.microsoft.com/dotnet/aspnet@sha256:' + 'a'.repeat(64), { registry: 'mcr.microsoft.com', repository: 'dotnet/aspnet', digest: 'sha256:' + 'a'.repeat(64) }],
-    ['host:5000/a/b:tag@sha256:' + 'b'.repeat(64), { registry: 'host:5000', repository: 'a/b', tag: 'tag', digest: 'sha256:' + 'b'.repeat(64) }],
+    [
+      'mcr.microsoft.com/dotnet/aspnet@sha256:' + 'a'.repeat(64),
+      { registry: 'mcr.microsoft.com', repository: 'dotnet/aspnet', digest: 'sha256:' + 'a'.repeat(64) },
+    ],
+    [
+      'host:5000/a/b:tag@sha256:' + 'b'.repeat(64),
+      { registry: 'host:5000', repository: 'a/b', tag: 'tag', digest: 'sha256:' + 'b'.repeat(64) },
+    ],
     ['index.docker.io/library/node:20', { registry: 'docker.io', repository: 'library/node', tag: '20' }],
   ];
   for (const [input, expected] of cases) {
     it(`reads ${input}`, () => {
       const ref = parseReference(input);
-      assert.deepEqual({ ...ref }, Object.fromEntries(Object.entries({ tag: undefined, digest: undefined, ...expected })));
+      assert.deepEqual(
+        { ...ref },
+        Object.fromEntries(Object.entries({ tag: undefined, digest: undefined, ...expected })),
+      );
     });
   }
 
@@ -33,12 +53,18 @@ describe('oci reference parsing', () => {
   ];
   for (const [input, problem] of bad) {
     it(`rejects '${input}' and says why`, () => {
-      assert.throws(() => parseReference(input), (err: unknown) => err instanceof InvalidReferenceError && problem.test(err.problem));
+      assert.throws(
+        () => parseReference(input),
+        (err: unknown) => err instanceof InvalidReferenceError && problem.test(err.problem),
+      );
     });
   }
 
   it('takes a push target without tag or digest', () => {
-    assert.deepEqual(parseRepository('myacr.azurecr.io/ml/scoring'), { registry: 'myacr.azurecr.io', repository: 'ml/scoring' });
+    assert.deepEqual(parseRepository('myacr.azurecr.io/ml/scoring'), {
+      registry: 'myacr.azurecr.io',
+      repository: 'ml/scoring',
+    });
     assert.throws(() => parseRepository('myacr.azurecr.io/scoring:1'), /without a tag/);
   });
 
@@ -89,12 +115,16 @@ describe('oci reference parsing', () => {
     ];
     for (const [input, problem] of badLayouts) {
       it(`rejects '${input}' and says why`, () => {
-        assert.throws(() => parseLayoutReference(input), (err: unknown) => err instanceof InvalidReferenceError && problem.test(err.problem));
+        assert.throws(
+          () => parseLayoutReference(input),
+          (err: unknown) => err instanceof InvalidReferenceError && problem.test(err.problem),
+        );
       });
     }
 
     it('formats back to what skopeo reads', () => {
-      for (const text of ['oci:/w/base', 'oci:/w/base:1.2', 'oci:/w/base@' + digest]) assert.equal(formatLayoutReference(parseLayoutReference(text)), text);
+      for (const text of ['oci:/w/base', 'oci:/w/base:1.2', 'oci:/w/base@' + digest])
+        assert.equal(formatLayoutReference(parseLayoutReference(text)), text);
     });
   });
 });

@@ -3,11 +3,12 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+
 import { parseChallenges, pushScope, RegistryAuthError } from '../../tasks/common/oci/auth';
 import { pushBlob } from '../../tasks/common/oci/blobUpload';
 import { fileRange } from '../../tasks/common/oci/layer';
 import { RegistryClient } from '../../tasks/common/oci/registry';
-import { startFaultProxy, type FaultProxy } from '../support/faultProxy';
+import { type FaultProxy, startFaultProxy } from '../support/faultProxy';
 import { makeTempDir } from '../support/paths';
 import { startAcrFront, startRegistry, type TestRegistry } from '../support/registry';
 
@@ -18,21 +19,40 @@ function blobOf(bytes: Buffer) {
 }
 
 async function fetchBlob(registry: TestRegistry, repository: string, digest: string): Promise<Buffer> {
-  const res = await fetch(`${registry.url}/v2/${repository}/blobs/${digest}`, { headers: { authorization: `Basic ${Buffer.from(`${registry.username}:${registry.password}`).toString('base64')}` } });
+  const res = await fetch(`${registry.url}/v2/${repository}/blobs/${digest}`, {
+    headers: { authorization: `Basic ${Buffer.from(`${registry.username}:${registry.password}`).toString('base64')}` },
+  });
   assert.equal(res.status, 200, `GET blob ${digest}`);
   return Buffer.from(await res.arrayBuffer());
 }
 
 describe('oci registry client: auth challenges', () => {
   it('parses basic and bearer challenges, quoted commas included', () => {
-    assert.deepEqual(parseChallenges('Basic realm="test-registry"'), [{ scheme: 'basic', params: { realm: 'test-registry' } }]);
-    assert.deepEqual(parseChallenges('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/node:pull,push"'), [
-      { scheme: 'bearer', params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/node:pull,push' } },
+    assert.deepEqual(parseChallenges('Basic realm="test-registry"'), [
+      { scheme: 'basic', params: { realm: 'test-registry' } },
     ]);
-    assert.deepEqual(parseChallenges('Bearer realm="a\\"b", error=invalid_token, Basic realm=x').map((c) => [c.scheme, c.params]), [
-      ['bearer', { realm: 'a"b', error: 'invalid_token' }],
-      ['basic', { realm: 'x' }],
-    ]);
+    assert.deepEqual(
+      parseChallenges(
+        'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/node:pull,push"',
+      ),
+      [
+        {
+          scheme: 'bearer',
+          params: {
+            realm: 'https://auth.docker.io/token',
+            service: 'registry.docker.io',
+            scope: 'repository:library/node:pull,push',
+          },
+        },
+      ],
+    );
+    assert.deepEqual(
+      parseChallenges('Bearer realm="a\\"b", error=invalid_token, Basic realm=x').map((c) => [c.scheme, c.params]),
+      [
+        ['bearer', { realm: 'a"b', error: 'invalid_token' }],
+        ['basic', { realm: 'x' }],
+      ],
+    );
     assert.deepEqual(parseChallenges(undefined), []);
   });
 });
@@ -48,7 +68,15 @@ describe('oci registry client against a real registry', function () {
     registry = await startRegistry();
     proxy = await startFaultProxy({ target: registry.url });
     dir = makeTempDir('oci-registry-');
-    client = new RegistryClient(`127.0.0.1:${proxy.port}`, { credential: { kind: 'basic', username: registry.username, password: registry.password, source: "service connection 'unit'" }, retry: noSleep });
+    client = new RegistryClient(`127.0.0.1:${proxy.port}`, {
+      credential: {
+        kind: 'basic',
+        username: registry.username,
+        password: registry.password,
+        source: "service connection 'unit'",
+      },
+      retry: noSleep,
+    });
   });
   after(async () => {
     await proxy?.stop();
@@ -97,18 +125,44 @@ describe('oci registry client against a real registry', function () {
   it('gives up after its bounded number of failures with the registry answer in the message', async () => {
     const bytes = crypto.randomBytes(10_000);
     proxy.setFaults([{ match: /^PATCH /, status: 503 }]);
-    await assert.rejects(pushBlob(client, 'unit/down', { ...blobOf(bytes), open: () => Readable.from([bytes]) }, { maxFailures: 3, sleep: async () => {} }), /HTTP 503/);
+    await assert.rejects(
+      pushBlob(
+        client,
+        'unit/down',
+        { ...blobOf(bytes), open: () => Readable.from([bytes]) },
+        { maxFailures: 3, sleep: async () => {} },
+      ),
+      /HTTP 503/,
+    );
   });
 
   it('refuses a blob whose bytes do not match its digest', async () => {
     const bytes = crypto.randomBytes(5000);
-    const wrong = { digest: blobOf(Buffer.from('other')).digest, size: bytes.length, open: (s: number, e: number) => Readable.from([bytes.subarray(s, e)]) };
+    const wrong = {
+      digest: blobOf(Buffer.from('other')).digest,
+      size: bytes.length,
+      open: (s: number, e: number) => Readable.from([bytes.subarray(s, e)]),
+    };
     await assert.rejects(pushBlob(client, 'unit/bad', wrong, { sleep: async () => {} }), /do not match their digest/);
   });
 
   it('names the credentials a registry refused', async () => {
-    const wrong = new RegistryClient(registry.host, { credential: { kind: 'basic', username: registry.username, password: 'wrong-password', source: "service connection 'prod-acr'" }, retry: noSleep });
-    await assert.rejects(wrong.blobSize('unit/a', blobOf(Buffer.from('x')).digest), (err: unknown) => err instanceof RegistryAuthError && /refused the credentials of service connection 'prod-acr'/.test(err.message) && !err.message.includes('wrong-password'));
+    const wrong = new RegistryClient(registry.host, {
+      credential: {
+        kind: 'basic',
+        username: registry.username,
+        password: 'wrong-password',
+        source: "service connection 'prod-acr'",
+      },
+      retry: noSleep,
+    });
+    await assert.rejects(
+      wrong.blobSize('unit/a', blobOf(Buffer.from('x')).digest),
+      (err: unknown) =>
+        err instanceof RegistryAuthError &&
+        /refused the credentials of service connection 'prod-acr'/.test(err.message) &&
+        !err.message.includes('wrong-password'),
+    );
     const anonymous = new RegistryClient(registry.host, { credential: { kind: 'anonymous' }, retry: noSleep });
     await assert.rejects(anonymous.getManifest('unit/a', 'latest'), /needs a user name and password/);
   });
@@ -129,20 +183,42 @@ describe('oci registry client: ACR token exchange (stand-in token service in fro
     try {
       let entraCalls = 0;
       const client = new RegistryClient(front.host, {
-        credential: { kind: 'entra', source: "Azure service connection 'arm'", tenantId: 'tenant-1', getEntraToken: async () => (entraCalls++, entraToken) },
+        credential: {
+          kind: 'entra',
+          source: "Azure service connection 'arm'",
+          tenantId: 'tenant-1',
+          getEntraToken: async () => (entraCalls++, entraToken),
+        },
         retry: noSleep,
       });
       const bytes = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
       const blob = blobOf(bytes);
       assert.equal((await pushBlob(client, 'ml/scoring', { ...blob, bytes })).outcome, 'uploaded');
-      const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...blob }, layers: [] }));
+      const manifest = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...blob },
+          layers: [],
+        }),
+      );
       await client.putManifest('ml/scoring', 'v1', manifest, 'application/vnd.oci.image.manifest.v1+json');
       const fetched = await client.getManifest('ml/scoring', 'v1', [pushScope('ml/scoring')]);
       assert.ok(fetched!.bytes.equals(manifest));
       assert.equal(entraCalls, 1);
-      assert.deepEqual(front.events.filter((e) => e.kind === 'exchange').map((e) => e.detail), ['tenant=tenant-1']);
-      assert.deepEqual([...new Set(front.events.filter((e) => e.kind === 'token').map((e) => e.detail))], ['repository:ml/scoring:pull,push']);
-      assert.equal(front.events.filter((e) => e.kind === 'token').length, 1, 'the access token is cached per scope set');
+      assert.deepEqual(
+        front.events.filter((e) => e.kind === 'exchange').map((e) => e.detail),
+        ['tenant=tenant-1'],
+      );
+      assert.deepEqual(
+        [...new Set(front.events.filter((e) => e.kind === 'token').map((e) => e.detail))],
+        ['repository:ml/scoring:pull,push'],
+      );
+      assert.equal(
+        front.events.filter((e) => e.kind === 'token').length,
+        1,
+        'the access token is cached per scope set',
+      );
       assert.equal(front.events.filter((e) => e.kind === 'refused').length, 0);
     } finally {
       await front.stop();
@@ -152,15 +228,40 @@ describe('oci registry client: ACR token exchange (stand-in token service in fro
   it('pulls a public image with an anonymous bearer token, and pushes with a token got by basic credentials', async () => {
     const front = await startAcrFront({ registry, entraToken: 'unused', anonymousPull: true });
     try {
-      const pusher = new RegistryClient(front.host, { credential: { kind: 'basic', username: registry.username, password: registry.password, source: "service connection 'hub'" }, retry: noSleep });
+      const pusher = new RegistryClient(front.host, {
+        credential: {
+          kind: 'basic',
+          username: registry.username,
+          password: registry.password,
+          source: "service connection 'hub'",
+        },
+        retry: noSleep,
+      });
       const bytes = Buffer.from('public config');
       await pushBlob(pusher, 'library/public', { ...blobOf(bytes), bytes });
       const anonymous = new RegistryClient(front.host, { credential: { kind: 'anonymous' }, retry: noSleep });
       assert.ok((await anonymous.getBlobBytes('library/public', blobOf(bytes).digest)).equals(bytes));
-      assert.deepEqual(front.events.filter((e) => e.kind === 'token').map((e) => e.detail), ['basic repository:library/public:pull,push', 'anonymous repository:library/public:pull']);
-      await assert.rejects(pushBlob(anonymous, 'library/public', { ...blobOf(Buffer.from('x')), bytes: Buffer.from('x') }), /refused no credentials \(anonymous\)/);
-      const wrong = new RegistryClient(front.host, { credential: { kind: 'basic', username: registry.username, password: 'nope-wrong', source: "service connection 'hub'" }, retry: noSleep });
-      await assert.rejects(wrong.getManifest('library/public', 'latest'), /refused the credentials of service connection 'hub' \(HTTP 401 from its token service/);
+      assert.deepEqual(
+        front.events.filter((e) => e.kind === 'token').map((e) => e.detail),
+        ['basic repository:library/public:pull,push', 'anonymous repository:library/public:pull'],
+      );
+      await assert.rejects(
+        pushBlob(anonymous, 'library/public', { ...blobOf(Buffer.from('x')), bytes: Buffer.from('x') }),
+        /refused no credentials \(anonymous\)/,
+      );
+      const wrong = new RegistryClient(front.host, {
+        credential: {
+          kind: 'basic',
+          username: registry.username,
+          password: 'nope-wrong',
+          source: "service connection 'hub'",
+        },
+        retry: noSleep,
+      });
+      await assert.rejects(
+        wrong.getManifest('library/public', 'latest'),
+        /refused the credentials of service connection 'hub' \(HTTP 401 from its token service/,
+      );
     } finally {
       await front.stop();
     }
@@ -169,8 +270,18 @@ describe('oci registry client: ACR token exchange (stand-in token service in fro
   it('says clearly when the registry refuses the Entra token', async () => {
     const front = await startAcrFront({ registry, entraToken: 'the-right-token' });
     try {
-      const client = new RegistryClient(front.host, { credential: { kind: 'entra', source: "Azure service connection 'arm'", getEntraToken: async () => 'some-other-token' }, retry: noSleep });
-      await assert.rejects(client.getManifest('ml/scoring', 'v1'), /refused the Entra ID token of Azure service connection 'arm' at \/oauth2\/exchange \(HTTP 401.*AcrPush/);
+      const client = new RegistryClient(front.host, {
+        credential: {
+          kind: 'entra',
+          source: "Azure service connection 'arm'",
+          getEntraToken: async () => 'some-other-token',
+        },
+        retry: noSleep,
+      });
+      await assert.rejects(
+        client.getManifest('ml/scoring', 'v1'),
+        /refused the Entra ID token of Azure service connection 'arm' at \/oauth2\/exchange \(HTTP 401.*AcrPush/,
+      );
     } finally {
       await front.stop();
     }

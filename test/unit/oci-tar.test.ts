@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
+
 import { writeLayer } from '../../tasks/common/oci/layer';
 import { collectEntries, entryHeader, TarArchive, type TarEntry } from '../../tasks/common/oci/tar';
 import { makeTempDir } from '../support/paths';
@@ -18,7 +19,18 @@ async function readAll(it: AsyncIterable<Buffer>): Promise<Buffer> {
 }
 
 /** Python's tarfile as a second, independent reader (PAX headers included). */
-async function pythonList(file: string): Promise<Array<{ name: string; size: number; mode: number; uid: number; gid: number; mtime: number; type: string; linkname: string }>> {
+async function pythonList(file: string): Promise<
+  Array<{
+    name: string;
+    size: number;
+    mode: number;
+    uid: number;
+    gid: number;
+    mtime: number;
+    type: string;
+    linkname: string;
+  }>
+> {
   const script = `import tarfile, json, sys
 t = tarfile.open(sys.argv[1])
 print(json.dumps([{"name": m.name, "size": m.size, "mode": m.mode, "uid": m.uid, "gid": m.gid, "mtime": m.mtime, "type": m.type.decode(), "linkname": m.linkname} for m in t.getmembers()]))`;
@@ -49,7 +61,13 @@ describe('oci reproducible tar layers', () => {
 
   it('writes sorted entries with parents first, fixed owner and mtime, normalised modes; GNU tar and Python agree', async () => {
     const entries = collectEntries({ source: src, target: '/opt/model' });
-    const layer = await writeLayer({ entries, owner: { uid: 0, gid: 0, mtime: 1_700_000_000 }, compression: 'gzip', gzipLevel: 6, workDir: dir });
+    const layer = await writeLayer({
+      entries,
+      owner: { uid: 0, gid: 0, mtime: 1_700_000_000 },
+      compression: 'gzip',
+      gzipLevel: 6,
+      workDir: dir,
+    });
     const listing = await pythonList(layer.file!);
     const names = listing.map((m) => m.name);
     assert.deepEqual(names.slice(0, 5), ['opt', 'opt/model', 'opt/model/a.txt', 'opt/model/b', 'opt/model/b/c']);
@@ -80,7 +98,13 @@ describe('oci reproducible tar layers', () => {
   });
 
   it('gives the same bytes for the same files whatever their timestamps, and a different digest for one changed byte', async () => {
-    const build = async () => writeLayer({ entries: collectEntries({ source: src, target: '/m' }), owner: { uid: 0, gid: 0, mtime: 0 }, compression: 'none', workDir: dir });
+    const build = async () =>
+      writeLayer({
+        entries: collectEntries({ source: src, target: '/m' }),
+        owner: { uid: 0, gid: 0, mtime: 0 },
+        compression: 'none',
+        workDir: dir,
+      });
     const first = await build();
     fs.utimesSync(path.join(src, 'a.txt'), new Date(), new Date(2001, 1, 1));
     const second = await build();
@@ -97,15 +121,28 @@ describe('oci reproducible tar layers', () => {
     const whole = await readAll(archive.read());
     assert.equal(whole.length, archive.size);
     assert.equal(whole.length % 512, 0);
-    for (const [start, end] of [[0, 1], [511, 513], [700, 2900], [1000, archive.size], [archive.size - 1, archive.size]]) {
-      assert.ok((await readAll(archive.read(start, end, 100))).equals(whole.subarray(start, end)), `range ${start}-${end}`);
+    for (const [start, end] of [
+      [0, 1],
+      [511, 513],
+      [700, 2900],
+      [1000, archive.size],
+      [archive.size - 1, archive.size],
+    ]) {
+      assert.ok(
+        (await readAll(archive.read(start, end, 100))).equals(whole.subarray(start, end)),
+        `range ${start}-${end}`,
+      );
     }
   });
 
   it('fails clearly when a file changes size while it is read', async () => {
     const file = path.join(dir, 'growing.bin');
     fs.writeFileSync(file, Buffer.alloc(10));
-    const archive = new TarArchive(collectEntries({ source: file, target: '/m/growing.bin' }), { uid: 0, gid: 0, mtime: 0 });
+    const archive = new TarArchive(collectEntries({ source: file, target: '/m/growing.bin' }), {
+      uid: 0,
+      gid: 0,
+      mtime: 0,
+    });
     fs.writeFileSync(file, Buffer.alloc(20));
     await assert.rejects(readAll(archive.read()), /changed size while the image was baked/);
   });
@@ -115,7 +152,10 @@ describe('oci reproducible tar layers', () => {
     const header = entryHeader(big, { uid: 0, gid: 0, mtime: 0 });
     assert.equal(header.length, 512 * 3, 'PAX header, PAX body, ustar header');
     assert.match(header.subarray(512, 1024).toString('utf8'), /^\d+ size=10737418240\n/);
-    const linkHeader = entryHeader({ kind: 'symlink', name: 'l', size: 0, mode: 0o777, linkTarget: 'x'.repeat(150) }, { uid: 0, gid: 0, mtime: 0 });
+    const linkHeader = entryHeader(
+      { kind: 'symlink', name: 'l', size: 0, mode: 0o777, linkTarget: 'x'.repeat(150) },
+      { uid: 0, gid: 0, mtime: 0 },
+    );
     assert.match(linkHeader.subarray(512, 1024).toString('utf8'), /^\d+ linkpath=x{150}\n/);
     // The record length counts its own digits.
     const rec = /^(\d+) /.exec(linkHeader.subarray(512, 1024).toString('utf8'))!;

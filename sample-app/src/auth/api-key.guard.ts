@@ -1,5 +1,6 @@
 import { CanActivate, ExecutionContext, Inject, Injectable, UnauthorizedException } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+
 import { ApiKeyStore, presentedKey } from './api-keys.js';
 
 @Injectable()
@@ -12,8 +13,10 @@ export class ApiKeyGuard implements CanActivate {
     const key = presentedKey(http.getRequest<FastifyRequest>().headers);
     if (key !== undefined && this.keys.accepts(key)) return true;
     http.getResponse<FastifyReply>().header('WWW-Authenticate', 'Bearer realm="scoring"');
-    throw new UnauthorizedException(key === undefined
-      ? 'an API key is required: send "Authorization: Bearer <key>" or "api-key: <key>"'
-      : 'the API key is not valid');
+    throw new UnauthorizedException(
+      key === undefined
+        ? 'an API key is required: send "Authorization: Bearer <key>" or "api-key: <key>"'
+        : 'the API key is not valid',
+    );
   }
 }

@@ -17,14 +17,18 @@ export function readKeysFile(location: string): string[] {
   const info = statSync(location);
   const texts = info.isDirectory()
     ? readdirSync(location)
-      .filter((name) => !name.startsWith('.'))
-      .map((name) => path.join(location, name))
-      .filter((file) => statSync(file).isFile())
-      .map((file) => readFileSync(file, 'utf8'))
+        .filter((name) => !name.startsWith('.'))
+        .map((name) => path.join(location, name))
+        .filter((file) => statSync(file).isFile())
+        .map((file) => readFileSync(file, 'utf8'))
     : [readFileSync(location, 'utf8')];
-  const keys = texts.flatMap((text) => text.split(/\r?\n/)).map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
+  const keys = texts
+    .flatMap((text) => text.split(/\r?\n/))
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
   const short = keys.filter((key) => key.length < MIN_KEY_LENGTH).length;
-  if (short > 0) throw new Error(`${short} key(s) in API_KEYS_FILE "${location}" are shorter than ${MIN_KEY_LENGTH} characters`);
+  if (short > 0)
+    throw new Error(`${short} key(s) in API_KEYS_FILE "${location}" are shorter than ${MIN_KEY_LENGTH} characters`);
   return keys;
 }
 
@@ -39,7 +43,9 @@ export class ApiKeyStore {
   ) {
     this.reload();
     if (this.digests.length === 0 && keysFile !== undefined) {
-      throw new Error(`API_KEYS_FILE "${keysFile}" holds no keys: put at least one key in it, or unset it to turn key auth off`);
+      throw new Error(
+        `API_KEYS_FILE "${keysFile}" holds no keys: put at least one key in it, or unset it to turn key auth off`,
+      );
     }
   }
 

@@ -84,15 +84,21 @@ export function loadConfig(env: NodeJS.ProcessEnv): AppConfig {
   const modelPath = text('MODEL_PATH');
   if (!modelPath) problems.push('MODEL_PATH is required: the path of an .onnx file, or of a folder holding model.onnx');
 
-  const modelSha256 = text('MODEL_SHA256')?.toLowerCase().replace(/^sha256:/, '');
+  const modelSha256 = text('MODEL_SHA256')
+    ?.toLowerCase()
+    .replace(/^sha256:/, '');
   if (modelSha256 !== undefined && !/^[0-9a-f]{64}$/.test(modelSha256)) {
     problems.push(`MODEL_SHA256 must be 64 hex digits, optionally prefixed "sha256:" (got "${text('MODEL_SHA256')}")`);
   }
 
   const logLevel = text('LOG_LEVEL')?.toLowerCase() ?? 'info';
-  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
+  if (!LOG_LEVELS.includes(logLevel))
+    problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
 
-  const apiKeys = (text('API_KEYS') ?? '').split(',').map((key) => key.trim()).filter((key) => key !== '');
+  const apiKeys = (text('API_KEYS') ?? '')
+    .split(',')
+    .map((key) => key.trim())
+    .filter((key) => key !== '');
   if (apiKeys.some((key) => key.length < MIN_API_KEY_LENGTH)) {
     problems.push(`API_KEYS: every key must have at least ${MIN_API_KEY_LENGTH} characters (keys are comma-separated)`);
   }
@@ -124,7 +130,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): AppConfig {
     imageLabels: readImageLabels(env, problems),
   };
   if (config.shutdownDelayMillis >= config.shutdownGraceMillis && config.shutdownGraceMillis > 0) {
-    problems.push(`SHUTDOWN_DELAY_MS (${config.shutdownDelayMillis}) must be less than SHUTDOWN_GRACE_MS (${config.shutdownGraceMillis})`);
+    problems.push(
+      `SHUTDOWN_DELAY_MS (${config.shutdownDelayMillis}) must be less than SHUTDOWN_GRACE_MS (${config.shutdownGraceMillis})`,
+    );
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
@@ -150,10 +158,16 @@ function readImageLabels(env: NodeJS.ProcessEnv, problems: string[]): Record<str
     } catch {
       parsed = undefined;
     }
-    const isStringMap = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
-      && Object.values(parsed).every((value) => typeof value === 'string');
+    const isStringMap =
+      typeof parsed === 'object' &&
+      parsed !== null &&
+      !Array.isArray(parsed) &&
+      Object.values(parsed).every((value) => typeof value === 'string');
     if (isStringMap) Object.assign(labels, parsed);
-    else problems.push('IMAGE_LABELS must be a JSON object whose values are strings, e.g. {"org.opencontainers.image.revision":"abc123"}');
+    else
+      problems.push(
+        'IMAGE_LABELS must be a JSON object whose values are strings, e.g. {"org.opencontainers.image.revision":"abc123"}',
+      );
   }
   return labels;
 }

@@ -2,9 +2,10 @@
 // /readyz only once the model is loaded and warmed up, and no longer while draining.
 import { Controller, Get, Header, Inject, Res, UseGuards } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
+
 import { ApiKeyGuard } from '../auth/api-key.guard.js';
 import { LifecycleService } from '../lifecycle/lifecycle.service.js';
-import { ModelService, type ModelDescription } from '../model/model.service.js';
+import { type ModelDescription, ModelService } from '../model/model.service.js';
 
 @Controller()
 export class HealthController {

@@ -2,8 +2,10 @@
 // saying what to fix; only real server faults are 500, logged with the request id.
 // Open Inference Protocol routes answer {"error": "..."} as that protocol says.
 import { STATUS_CODES } from 'node:http';
+
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+
 import { InputError } from '../scoring/tensor-input.js';
 import { endArrival } from './server-hooks.js';
 
@@ -27,13 +29,23 @@ export function classifyError(exception: unknown, bodyLimitBytes: number): Class
     if (typeof cause?.code === 'string' && cause.code.startsWith('FST_')) return classifyError(cause, bodyLimitBytes);
     return { status: exception.getStatus(), message: messageOf(exception.getResponse(), exception.message) };
   }
-  const { statusCode, code, message } = (exception ?? {}) as { statusCode?: unknown; code?: unknown; message?: unknown };
+  const { statusCode, code, message } = (exception ?? {}) as {
+    statusCode?: unknown;
+    code?: unknown;
+    message?: unknown;
+  };
   if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
     switch (code) {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return { status: 413, message: `the request body is larger than the ${bodyLimitBytes}-byte limit (BODY_LIMIT); send fewer rows per request` };
+        return {
+          status: 413,
+          message: `the request body is larger than the ${bodyLimitBytes}-byte limit (BODY_LIMIT); send fewer rows per request`,
+        };
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-        return { status: 415, message: 'unsupported media type: send the body as JSON with "Content-Type: application/json"' };
+        return {
+          status: 415,
+          message: 'unsupported media type: send the body as JSON with "Content-Type: application/json"',
+        };
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
         return { status: 400, message: 'the request body is empty; send a JSON object' };
       case 'FST_ERR_CTP_INVALID_JSON_BODY':
@@ -41,8 +53,12 @@ export function classifyError(exception: unknown, bodyLimitBytes: number): Class
       case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
         return { status: 400, message: 'the Content-Length header does not match the body' };
       default:
-        if (exception instanceof SyntaxError) return { status: 400, message: `malformed JSON in the request body: ${message}` };
-        return { status: statusCode, message: typeof message === 'string' ? message : STATUS_CODES[statusCode] ?? 'bad request' };
+        if (exception instanceof SyntaxError)
+          return { status: 400, message: `malformed JSON in the request body: ${message}` };
+        return {
+          status: statusCode,
+          message: typeof message === 'string' ? message : (STATUS_CODES[statusCode] ?? 'bad request'),
+        };
     }
   }
   return { status: 500, message: 'internal error; the request id in the logs tells what happened' };

@@ -1,6 +1,7 @@
 // Fastify hooks around every request: request id header, in-flight count, HTTP metrics, the access log,
 // the arrival count the micro-batcher waits on, and "Connection: close" while draining.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+
 import type { LifecycleService } from '../lifecycle/lifecycle.service.js';
 import type { MetricsService } from '../metrics/metrics.service.js';
 
@@ -72,14 +73,27 @@ export function installServerHooks(
       count.inc();
       duration.observe(reply.elapsedTime / 1000);
       if (accessLog) {
-        request.log.info({ method: request.method, url: request.url, route, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 1000) / 1000 }, 'request');
+        request.log.info(
+          {
+            method: request.method,
+            url: request.url,
+            route,
+            status: reply.statusCode,
+            durationMs: Math.round(reply.elapsedTime * 1000) / 1000,
+          },
+          'request',
+        );
       }
     }
     done();
   });
 
   fastify.addHook('onRequestAbort', (request, done) => {
-    if (finish(request) !== undefined) request.log.info({ method: request.method, url: request.url }, 'client closed the connection before the response');
+    if (finish(request) !== undefined)
+      request.log.info(
+        { method: request.method, url: request.url },
+        'client closed the connection before the response',
+      );
     done();
   });
 }

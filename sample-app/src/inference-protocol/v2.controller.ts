@@ -1,16 +1,29 @@
 // The Open Inference Protocol (KServe v2) REST endpoints, for clients and gateways that speak it.
-import { Body, Controller, Get, HttpCode, Inject, NotFoundException, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Get,
+  HttpCode,
+  Inject,
+  NotFoundException,
+  Param,
+  Post,
+  Req,
+  Res,
+  UseGuards,
+} from '@nestjs/common';
 import { RouteConfig } from '@nestjs/platform-fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+
 import { ApiKeyGuard } from '../auth/api-key.guard.js';
 import type { AppConfig } from '../config/app-config.js';
 import { endArrival, SCORING_ROUTE } from '../http/server-hooks.js';
 import { LifecycleService } from '../lifecycle/lifecycle.service.js';
-import type { LoadedModel } from '../model/model-loader.js';
 import { ModelService } from '../model/model.service.js';
-import { toV2Datatype, type TensorSpec } from '../model/tensor-types.js';
+import type { LoadedModel } from '../model/model-loader.js';
+import { type TensorSpec, toV2Datatype } from '../model/tensor-types.js';
 import { APP_CONFIG } from '../tokens.js';
-import { parseInferRequest, toInferOutput, type InferOutputTensor } from './v2-request.js';
+import { type InferOutputTensor, parseInferRequest, toInferOutput } from './v2-request.js';
 
 const SERVER_NAME = 'onnx-scoring-service';
 const SERVER_VERSION = '1.0.0';
@@ -61,7 +74,11 @@ export class InferenceProtocolController {
   }
 
   @Get('models/:name/versions/:version/ready')
-  modelVersionReady(@Param('name') name: string, @Param('version') version: string, @Res({ passthrough: true }) reply: FastifyReply) {
+  modelVersionReady(
+    @Param('name') name: string,
+    @Param('version') version: string,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ) {
     return this.readiness(name, version, reply);
   }
 
@@ -77,7 +94,12 @@ export class InferenceProtocolController {
   @HttpCode(200)
   @UseGuards(ApiKeyGuard)
   @RouteConfig(SCORING_ROUTE)
-  inferVersion(@Param('name') name: string, @Param('version') version: string, @Body() body: unknown, @Req() request: FastifyRequest) {
+  inferVersion(
+    @Param('name') name: string,
+    @Param('version') version: string,
+    @Body() body: unknown,
+    @Req() request: FastifyRequest,
+  ) {
     return this.runInference(name, version, body, request);
   }
 
@@ -91,8 +113,15 @@ export class InferenceProtocolController {
       endArrival(request);
     }
     const results = await this.models.infer(parsed.feeds);
-    const outputs: InferOutputTensor[] = parsed.outputNames.map((outputName) => toInferOutput(outputName, results[outputName]));
-    return { model_name: model.name, model_version: model.version, ...(parsed.id !== undefined ? { id: parsed.id } : {}), outputs };
+    const outputs: InferOutputTensor[] = parsed.outputNames.map((outputName) =>
+      toInferOutput(outputName, results[outputName]),
+    );
+    return {
+      model_name: model.name,
+      model_version: model.version,
+      ...(parsed.id !== undefined ? { id: parsed.id } : {}),
+      outputs,
+    };
   }
 
   private readiness(name: string, version: string | undefined, reply: FastifyReply) {
@@ -104,7 +133,9 @@ export class InferenceProtocolController {
   private served(name: string, version?: string): LoadedModel {
     const model = this.models.model;
     if (name !== model.name || (version !== undefined && version !== model.version)) {
-      throw new NotFoundException(`model "${name}"${version !== undefined ? ` version "${version}"` : ''} is not served here; this server serves "${model.name}" version "${model.version}"`);
+      throw new NotFoundException(
+        `model "${name}"${version !== undefined ? ` version "${version}"` : ''} is not served here; this server serves "${model.name}" version "${model.version}"`,
+      );
     }
     return model;
   }

@@ -1,6 +1,6 @@
 // Structured JSON logs (pino), shared by Fastify's request logs and Nest's own messages.
 import type { LoggerService } from '@nestjs/common';
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 export function createRootLogger(level: string): Logger {
   return pino({
@@ -9,7 +9,10 @@ export function createRootLogger(level: string): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
     // Credentials never reach a log line, even if some code logs a whole request.
-    redact: { paths: ['req.headers.authorization', 'req.headers["api-key"]', 'headers.authorization', 'headers["api-key"]'], censor: '[redacted]' },
+    redact: {
+      paths: ['req.headers.authorization', 'req.headers["api-key"]', 'headers.authorization', 'headers["api-key"]'],
+      censor: '[redacted]',
+    },
   });
 }
 

@@ -1,7 +1,8 @@
 // Prometheus metrics: HTTP traffic by route and status, inference latency and batch sizes, model identity,
 // and the process metrics of prom-client. Each app instance has its own registry.
 import { Injectable } from '@nestjs/common';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
 import type { BatchObserver } from '../scoring/micro-batcher.js';
 
 const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];

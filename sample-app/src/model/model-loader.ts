@@ -1,11 +1,13 @@
 // Loads an ONNX model: finds the file, checks its digest, reads name and version, opens an onnxruntime
 // session and reads the signature from that session (nothing about the model is hard-coded).
 import { createHash } from 'node:crypto';
-import { readFile, stat, readdir } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+
 import ort from 'onnxruntime-node';
+
 import type { AppConfig } from '../config/app-config.js';
-import { allocate, isElementType, type HostTensor, type TensorSpec } from './tensor-types.js';
+import { allocate, type HostTensor, isElementType, type TensorSpec } from './tensor-types.js';
 
 export class ModelLoadError extends Error {
   constructor(message: string) {
@@ -51,9 +53,11 @@ export async function resolveModelFile(modelPath: string): Promise<string> {
   const onnxFiles = (await readdir(modelPath)).filter((file) => file.endsWith('.onnx'));
   if (onnxFiles.includes('model.onnx')) return path.join(modelPath, 'model.onnx');
   if (onnxFiles.length === 1) return path.join(modelPath, onnxFiles[0]);
-  throw new ModelLoadError(onnxFiles.length === 0
-    ? `MODEL_PATH "${modelPath}" is a folder with no .onnx file: put the model there as model.onnx`
-    : `MODEL_PATH "${modelPath}" holds several .onnx files (${onnxFiles.join(', ')}): name the one to serve model.onnx or point MODEL_PATH at it`);
+  throw new ModelLoadError(
+    onnxFiles.length === 0
+      ? `MODEL_PATH "${modelPath}" is a folder with no .onnx file: put the model there as model.onnx`
+      : `MODEL_PATH "${modelPath}" holds several .onnx files (${onnxFiles.join(', ')}): name the one to serve model.onnx or point MODEL_PATH at it`,
+  );
 }
 
 async function readModelJson(modelFile: string): Promise<ModelJson> {
@@ -67,7 +71,7 @@ async function readModelJson(modelFile: string): Promise<ModelJson> {
   try {
     const parsed: unknown = JSON.parse(text);
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
-    return parsed as ModelJson;
+    return parsed;
   } catch (error) {
     throw new ModelLoadError(`${file} is not a valid JSON object (${(error as Error).message}): fix or remove it`);
   }
@@ -75,10 +79,14 @@ async function readModelJson(modelFile: string): Promise<ModelJson> {
 
 function toSpec(metadata: ort.InferenceSession.ValueMetadata, role: string): TensorSpec {
   if (!metadata.isTensor) {
-    throw new ModelLoadError(`the model's ${role} "${metadata.name}" is not a tensor (sequence or map); the scoring API serves tensor inputs and outputs only`);
+    throw new ModelLoadError(
+      `the model's ${role} "${metadata.name}" is not a tensor (sequence or map); the scoring API serves tensor inputs and outputs only`,
+    );
   }
   if (!isElementType(metadata.type)) {
-    throw new ModelLoadError(`the model's ${role} "${metadata.name}" has element type ${metadata.type}, which the scoring API does not support`);
+    throw new ModelLoadError(
+      `the model's ${role} "${metadata.name}" has element type ${metadata.type}, which the scoring API does not support`,
+    );
   }
   return {
     name: metadata.name,
@@ -100,13 +108,20 @@ export async function folderSha256(dir: string): Promise<string> {
       const rel = relative ? `${relative}/${entry.name}` : entry.name;
       if (entry.isDirectory()) await walk(rel);
       else if (entry.isFile() && rel !== 'model-manifest.json') {
-        files.push({ path: rel, sha256: createHash('sha256').update(await readFile(path.join(dir, rel))).digest('hex') });
+        files.push({
+          path: rel,
+          sha256: createHash('sha256')
+            .update(await readFile(path.join(dir, rel)))
+            .digest('hex'),
+        });
       }
     }
   };
   await walk('');
   files.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
-  return createHash('sha256').update(files.map((f) => `${f.sha256}  ${f.path}\n`).join('')).digest('hex');
+  return createHash('sha256')
+    .update(files.map((f) => `${f.sha256}  ${f.path}\n`).join(''))
+    .digest('hex');
 }
 
 export async function loadModel(config: AppConfig): Promise<LoadedModel> {
@@ -123,7 +138,9 @@ export async function loadModel(config: AppConfig): Promise<LoadedModel> {
     // pinned by its folder digest; a single-file model by the file's own.
     const folder = (await stat(config.modelPath)).isDirectory() ? await folderSha256(config.modelPath) : undefined;
     if (folder !== config.modelSha256) {
-      throw new ModelLoadError(`model file "${filePath}" has sha256 ${sha256}${folder ? ` and its folder's digest is ${folder}` : ''}, but MODEL_SHA256 says ${config.modelSha256}: the file is not the model this deployment expects`);
+      throw new ModelLoadError(
+        `model file "${filePath}" has sha256 ${sha256}${folder ? ` and its folder's digest is ${folder}` : ''}, but MODEL_SHA256 says ${config.modelSha256}: the file is not the model this deployment expects`,
+      );
     }
   }
   const modelJson = await readModelJson(filePath);
@@ -135,7 +152,9 @@ export async function loadModel(config: AppConfig): Promise<LoadedModel> {
       ...(config.interOpThreads > 0 ? { interOpNumThreads: config.interOpThreads } : {}),
     });
   } catch (error) {
-    throw new ModelLoadError(`model file "${filePath}" is not a model onnxruntime can load: ${(error as Error).message}`);
+    throw new ModelLoadError(
+      `model file "${filePath}" is not a model onnxruntime can load: ${(error as Error).message}`,
+    );
   }
   const signature: ModelSignature = {
     inputs: session.inputMetadata.map((m) => toSpec(m, 'input')),
@@ -156,15 +175,18 @@ export async function loadModel(config: AppConfig): Promise<LoadedModel> {
 }
 
 /** One session.run on host tensors; outputs come back as host tensors. */
-export async function runSession(session: ort.InferenceSession, feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>> {
+export async function runSession(
+  session: ort.InferenceSession,
+  feeds: Record<string, HostTensor>,
+): Promise<Record<string, HostTensor>> {
   const ortFeeds: Record<string, ort.Tensor> = {};
   for (const [name, tensor] of Object.entries(feeds)) {
-    ortFeeds[name] = new ort.Tensor(tensor.type, tensor.data as ort.Tensor.DataType, tensor.dims);
+    ortFeeds[name] = new ort.Tensor(tensor.type, tensor.data, tensor.dims);
   }
   const results = await session.run(ortFeeds);
   const outputs: Record<string, HostTensor> = {};
   for (const [name, tensor] of Object.entries(results)) {
-    outputs[name] = { type: tensor.type as HostTensor['type'], dims: [...tensor.dims], data: tensor.data as HostTensor['data'] };
+    outputs[name] = { type: tensor.type as HostTensor['type'], dims: [...tensor.dims], data: tensor.data };
   }
   return outputs;
 }

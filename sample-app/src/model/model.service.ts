@@ -1,12 +1,19 @@
 // Holds the served model: loads it once, warms it up, and scores feeds through the micro-batcher.
-import { Inject, Injectable, OnApplicationShutdown, ServiceUnavailableException, UnprocessableEntityException } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  OnApplicationShutdown,
+  ServiceUnavailableException,
+  UnprocessableEntityException,
+} from '@nestjs/common';
 import type { Logger } from 'pino';
+
 import type { AppConfig } from '../config/app-config.js';
 import { LifecycleService } from '../lifecycle/lifecycle.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { MicroBatcher, type Feeds } from '../scoring/micro-batcher.js';
+import { type Feeds, MicroBatcher } from '../scoring/micro-batcher.js';
 import { APP_CONFIG, ROOT_LOGGER } from '../tokens.js';
-import { loadModel, runSession, warmUpFeeds, type LoadedModel } from './model-loader.js';
+import { type LoadedModel, loadModel, runSession, warmUpFeeds } from './model-loader.js';
 
 export interface ModelDescription {
   name: string;
@@ -64,7 +71,11 @@ export class ModelService implements OnApplicationShutdown {
       file: model.filePath,
       sizeBytes: model.sizeBytes,
       signature: model.signature,
-      batching: { enabled: batchingEnabled, maxBatchRows: this.config.batching.maxBatchRows, maxWaitMicros: this.config.batching.maxWaitMicros },
+      batching: {
+        enabled: batchingEnabled,
+        maxBatchRows: this.config.batching.maxBatchRows,
+        maxWaitMicros: this.config.batching.maxWaitMicros,
+      },
       loadedAt: new Date().toISOString(),
       loadMillis: Math.round(loadMillis * 100) / 100,
       warmUpMillis: Math.round(warmUpMillis * 100) / 100,
@@ -89,7 +100,8 @@ export class ModelService implements OnApplicationShutdown {
   }
 
   get info(): ModelDescription {
-    if (this.description === undefined) throw new ServiceUnavailableException('the model is still loading; retry shortly');
+    if (this.description === undefined)
+      throw new ServiceUnavailableException('the model is still loading; retry shortly');
     return this.description;
   }
 

@@ -1,15 +1,30 @@
 // Element types the scoring API accepts, how JSON values map to them, and their Open Inference Protocol names.
 
 export type ElementType =
-  | 'float32' | 'float64'
-  | 'int8' | 'int16' | 'int32' | 'int64'
-  | 'uint8' | 'uint16' | 'uint32' | 'uint64'
-  | 'bool' | 'string';
+  | 'float32'
+  | 'float64'
+  | 'int8'
+  | 'int16'
+  | 'int32'
+  | 'int64'
+  | 'uint8'
+  | 'uint16'
+  | 'uint32'
+  | 'uint64'
+  | 'bool'
+  | 'string';
 
 export type TensorData =
-  | Float32Array | Float64Array
-  | Int8Array | Int16Array | Int32Array | BigInt64Array
-  | Uint8Array | Uint16Array | Uint32Array | BigUint64Array
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Int16Array
+  | Int32Array
+  | BigInt64Array
+  | Uint8Array
+  | Uint16Array
+  | Uint32Array
+  | BigUint64Array
   | string[];
 
 /** A dimension is a fixed size, or null when the model leaves it open (symbolic or unknown). */
@@ -29,10 +44,18 @@ export interface HostTensor {
 }
 
 const V2_DATATYPES: Record<ElementType, string> = {
-  float32: 'FP32', float64: 'FP64',
-  int8: 'INT8', int16: 'INT16', int32: 'INT32', int64: 'INT64',
-  uint8: 'UINT8', uint16: 'UINT16', uint32: 'UINT32', uint64: 'UINT64',
-  bool: 'BOOL', string: 'BYTES',
+  float32: 'FP32',
+  float64: 'FP64',
+  int8: 'INT8',
+  int16: 'INT16',
+  int32: 'INT32',
+  int64: 'INT64',
+  uint8: 'UINT8',
+  uint16: 'UINT16',
+  uint32: 'UINT32',
+  uint64: 'UINT64',
+  bool: 'BOOL',
+  string: 'BYTES',
 };
 
 export function toV2Datatype(type: ElementType): string {
@@ -44,27 +67,44 @@ export function isElementType(type: string): type is ElementType {
 }
 
 const INTEGER_RANGES: Partial<Record<ElementType, [number, number]>> = {
-  int8: [-128, 127], int16: [-32768, 32767], int32: [-2147483648, 2147483647],
-  uint8: [0, 255], uint16: [0, 65535], uint32: [0, 4294967295],
-  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER], uint64: [0, Number.MAX_SAFE_INTEGER],
+  int8: [-128, 127],
+  int16: [-32768, 32767],
+  int32: [-2147483648, 2147483647],
+  uint8: [0, 255],
+  uint16: [0, 65535],
+  uint32: [0, 4294967295],
+  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  uint64: [0, Number.MAX_SAFE_INTEGER],
 };
 
 const FLOAT32_MAX = 3.4028234663852886e38;
 
 export function allocate(type: ElementType, length: number): TensorData {
   switch (type) {
-    case 'float32': return new Float32Array(length);
-    case 'float64': return new Float64Array(length);
-    case 'int8': return new Int8Array(length);
-    case 'int16': return new Int16Array(length);
-    case 'int32': return new Int32Array(length);
-    case 'int64': return new BigInt64Array(length);
-    case 'uint8': return new Uint8Array(length);
-    case 'uint16': return new Uint16Array(length);
-    case 'uint32': return new Uint32Array(length);
-    case 'uint64': return new BigUint64Array(length);
-    case 'bool': return new Uint8Array(length);
-    case 'string': return new Array<string>(length).fill('');
+    case 'float32':
+      return new Float32Array(length);
+    case 'float64':
+      return new Float64Array(length);
+    case 'int8':
+      return new Int8Array(length);
+    case 'int16':
+      return new Int16Array(length);
+    case 'int32':
+      return new Int32Array(length);
+    case 'int64':
+      return new BigInt64Array(length);
+    case 'uint8':
+      return new Uint8Array(length);
+    case 'uint16':
+      return new Uint16Array(length);
+    case 'uint32':
+      return new Uint32Array(length);
+    case 'uint64':
+      return new BigUint64Array(length);
+    case 'bool':
+      return new Uint8Array(length);
+    case 'string':
+      return new Array<string>(length).fill('');
   }
 }
 
@@ -109,13 +149,14 @@ export function elementToJson(type: ElementType, data: TensorData, index: number
     return Number.isSafeInteger(asNumber) ? asNumber : value.toString();
   }
   if (type === 'bool') return value !== 0;
-  return value as number | string;
+  return value;
 }
 
 export function describeType(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 20 ? `${value.slice(0, 20)}…` : value)}`;
+  if (typeof value === 'string')
+    return `the string ${JSON.stringify(value.length > 20 ? `${value.slice(0, 20)}…` : value)}`;
   if (typeof value === 'object') return 'an object';
   return `${typeof value} ${String(value)}`;
 }

@@ -130,13 +130,23 @@ export class MicroBatcher {
     const totalRows = batch.reduce((sum, job) => sum + job.rows, 0);
     let outputs: Feeds;
     try {
-      outputs = await this.timedRun(joinFeeds(batch.map((job) => job.feeds), totalRows), totalRows, batch.length);
+      outputs = await this.timedRun(
+        joinFeeds(
+          batch.map((job) => job.feeds),
+          totalRows,
+        ),
+        totalRows,
+        batch.length,
+      );
     } catch {
       // Some request in the batch made the run fail: run each alone, so only that one gets the error.
       for (const job of batch) await this.runAlone(job);
       return;
     }
-    const split = splitOutputs(outputs, batch.map((job) => job.rows));
+    const split = splitOutputs(
+      outputs,
+      batch.map((job) => job.rows),
+    );
     if (split === undefined) {
       // An output without the batch dimension cannot be split by rows: score each request alone.
       for (const job of batch) await this.runAlone(job);
@@ -158,7 +168,8 @@ export class MicroBatcher {
     const outputs = await this.runSession(feeds);
     // Reported on the next tick, so the metrics are not on a response's way out: the promise chain from
     // here to the socket write runs first, and ticks still run before any new I/O (no scrape can miss a run).
-    if (this.observer !== undefined) process.nextTick(reportRun, this.observer, rows, requests, Number(process.hrtime.bigint() - started) / 1e9);
+    if (this.observer !== undefined)
+      process.nextTick(reportRun, this.observer, rows, requests, Number(process.hrtime.bigint() - started) / 1e9);
     return outputs;
   }
 }
@@ -171,12 +182,15 @@ function reportRun(observer: BatchObserver, rows: number, requests: number, seco
 function rowsOf(feeds: Feeds): number {
   let first: string | undefined;
   for (const name in feeds) if (first === undefined || name < first) first = name;
-  return first === undefined ? 1 : feeds[first].dims[0] ?? 1;
+  return first === undefined ? 1 : (feeds[first].dims[0] ?? 1);
 }
 
 function shapeKeyOf(job: Job): string {
   if (job.shapeKey === undefined) {
-    job.shapeKey = Object.keys(job.feeds).sort().map((name) => `${name}:${job.feeds[name].dims.slice(1).join('x')}`).join('|');
+    job.shapeKey = Object.keys(job.feeds)
+      .sort()
+      .map((name) => `${name}:${job.feeds[name].dims.slice(1).join('x')}`)
+      .join('|');
   }
   return job.shapeKey;
 }
@@ -214,7 +228,9 @@ export function splitOutputs(outputs: Feeds, rowsPerRequest: number[]): Feeds[] 
     rowsPerRequest.forEach((rows, index) => {
       const start = row * rowSize;
       const end = (row + rows) * rowSize;
-      const data: TensorData = Array.isArray(tensor.data) ? tensor.data.slice(start, end) : tensor.data.subarray(start, end);
+      const data: TensorData = Array.isArray(tensor.data)
+        ? tensor.data.slice(start, end)
+        : tensor.data.subarray(start, end);
       parts[index][name] = { type: tensor.type, dims: [rows, ...tensor.dims.slice(1)], data };
       row += rows;
     });

@@ -1,6 +1,7 @@
 import { Body, Controller, HttpCode, Inject, Post, Req, UseGuards } from '@nestjs/common';
 import { RouteConfig } from '@nestjs/platform-fastify';
 import type { FastifyRequest } from 'fastify';
+
 import { ApiKeyGuard } from '../auth/api-key.guard.js';
 import type { AppConfig } from '../config/app-config.js';
 import { endArrival, SCORING_ROUTE } from '../http/server-hooks.js';

@@ -1,8 +1,13 @@
 // Turns request JSON into tensors checked against the model's signature. Every failure is an
 // InputError (HTTP 400) whose message names the input, the expected shape and what came.
 import {
-  allocate, describeType, formatDims, storeElement, toV2Datatype,
-  type HostTensor, type TensorSpec,
+  allocate,
+  describeType,
+  formatDims,
+  type HostTensor,
+  storeElement,
+  type TensorSpec,
+  toV2Datatype,
 } from '../model/tensor-types.js';
 
 export class InputError extends Error {
@@ -25,20 +30,28 @@ function expectation(spec: TensorSpec): string {
 export function checkShape(spec: TensorSpec, dims: number[], limits: InputLimits): void {
   const got = () => `[${dims.join(', ')}]`;
   if (dims.length !== spec.dims.length) {
-    throw new InputError(`input "${spec.name}": ${expectation(spec)} (rank ${spec.dims.length}), got shape ${got()} (rank ${dims.length})`);
+    throw new InputError(
+      `input "${spec.name}": ${expectation(spec)} (rank ${spec.dims.length}), got shape ${got()} (rank ${dims.length})`,
+    );
   }
   for (let axis = 0; axis < dims.length; axis++) {
     const size = dims[axis];
     const fixed = spec.dims[axis];
     if (fixed !== null && size !== fixed) {
-      throw new InputError(`input "${spec.name}": ${expectation(spec)}, got shape ${got()}: dimension ${axis} must be ${fixed}`);
+      throw new InputError(
+        `input "${spec.name}": ${expectation(spec)}, got shape ${got()}: dimension ${axis} must be ${fixed}`,
+      );
     }
     if (size === 0) {
-      throw new InputError(`input "${spec.name}": ${expectation(spec)}, got shape ${got()}: dimension ${axis} is empty`);
+      throw new InputError(
+        `input "${spec.name}": ${expectation(spec)}, got shape ${got()}: dimension ${axis} is empty`,
+      );
     }
   }
   if (spec.dims.length > 0 && spec.dims[0] === null && dims[0] > limits.maxRows) {
-    throw new InputError(`input "${spec.name}": ${dims[0]} rows is more than the ${limits.maxRows} allowed in one request (MAX_ROWS_PER_REQUEST)`);
+    throw new InputError(
+      `input "${spec.name}": ${dims[0]} rows is more than the ${limits.maxRows} allowed in one request (MAX_ROWS_PER_REQUEST)`,
+    );
   }
 }
 
@@ -63,7 +76,9 @@ export function tensorFromNested(spec: TensorSpec, value: unknown, limits: Input
     throw new InputError(`input "${spec.name}": ${expectation(spec)} as nested arrays, got ${describeType(value)}`);
   }
   if (dims.length > spec.dims.length) {
-    throw new InputError(`input "${spec.name}": ${expectation(spec)} (rank ${spec.dims.length}), got arrays nested deeper than ${spec.dims.length} levels`);
+    throw new InputError(
+      `input "${spec.name}": ${expectation(spec)} (rank ${spec.dims.length}), got arrays nested deeper than ${spec.dims.length} levels`,
+    );
   }
   checkShape(spec, dims, limits);
   const tensor: HostTensor = { type: spec.type, dims, data: allocate(spec.type, elementCount(dims)) };
@@ -71,13 +86,16 @@ export function tensorFromNested(spec: TensorSpec, value: unknown, limits: Input
   const fill = (node: unknown, depth: number, path: number[]): void => {
     if (depth === dims.length) {
       const problem = storeElement(spec.type, tensor.data, next++, node);
-      if (problem !== undefined) throw badElement(spec, `${spec.name}${path.map((i) => `[${i}]`).join('')}`, node, problem);
+      if (problem !== undefined)
+        throw badElement(spec, `${spec.name}${path.map((i) => `[${i}]`).join('')}`, node, problem);
       return;
     }
     if (!Array.isArray(node) || node.length !== dims[depth]) {
       const at = `${spec.name}${path.map((i) => `[${i}]`).join('')}`;
       const what = Array.isArray(node) ? `${node.length} elements` : describeType(node);
-      throw new InputError(`input "${spec.name}": ragged or malformed array: ${at} has ${what}, but shape [${dims.join(', ')}] needs ${dims[depth]} elements there (${expectation(spec)})`);
+      throw new InputError(
+        `input "${spec.name}": ragged or malformed array: ${at} has ${what}, but shape [${dims.join(', ')}] needs ${dims[depth]} elements there (${expectation(spec)})`,
+      );
     }
     for (let i = 0; i < node.length; i++) {
       path.push(i);
@@ -97,16 +115,22 @@ export function tensorFromV2(spec: TensorSpec, input: Record<string, unknown>, l
     throw new InputError(`input "${spec.name}": datatype must be ${expectedDatatype}, got ${describeType(datatype)}`);
   }
   if (!Array.isArray(shape) || !shape.every((size) => Number.isSafeInteger(size) && size >= 0)) {
-    throw new InputError(`input "${spec.name}": "shape" must be an array of non-negative integers, such as [1, ${spec.dims.slice(1).join(', ')}]`);
+    throw new InputError(
+      `input "${spec.name}": "shape" must be an array of non-negative integers, such as [1, ${spec.dims.slice(1).join(', ')}]`,
+    );
   }
   const dims = shape as number[];
   checkShape(spec, dims, limits);
   if (!Array.isArray(data)) {
-    throw new InputError(`input "${spec.name}": "data" must be an array of ${elementCount(dims)} elements in row-major order, got ${describeType(data)}`);
+    throw new InputError(
+      `input "${spec.name}": "data" must be an array of ${elementCount(dims)} elements in row-major order, got ${describeType(data)}`,
+    );
   }
   const flat = data.some(Array.isArray) ? flattenBounded(data, dims.length) : data;
   if (flat === undefined || flat.length !== elementCount(dims)) {
-    throw new InputError(`input "${spec.name}": shape [${dims.join(', ')}] needs ${elementCount(dims)} elements, got ${flat === undefined ? 'arrays nested deeper than the shape' : flat.length}`);
+    throw new InputError(
+      `input "${spec.name}": shape [${dims.join(', ')}] needs ${elementCount(dims)} elements, got ${flat === undefined ? 'arrays nested deeper than the shape' : flat.length}`,
+    );
   }
   const tensor: HostTensor = { type: spec.type, dims, data: allocate(spec.type, flat.length) };
   for (let i = 0; i < flat.length; i++) {

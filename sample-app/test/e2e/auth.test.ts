@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { getJson, postJson, startApp, type RunningApp } from '../support/app-process.js';
+
+import { getJson, postJson, type RunningApp, startApp } from '../support/app-process.js';
 
 const ENV_KEYS = ['env-key-current-0123456789', 'env-key-previous-0123456789'];
 const FILE_KEY = 'file-key-from-secret-0123456789';
@@ -14,7 +15,14 @@ describe('API key auth', function () {
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'scoring-keys-'));
     writeFileSync(path.join(dir, 'keys'), `${FILE_KEY}\n`);
-    app = await startApp({ env: { ACCESS_LOG: 'true', API_KEYS: ENV_KEYS.join(','), API_KEYS_FILE: path.join(dir, 'keys'), API_KEYS_RELOAD_MS: '200' } });
+    app = await startApp({
+      env: {
+        ACCESS_LOG: 'true',
+        API_KEYS: ENV_KEYS.join(','),
+        API_KEYS_FILE: path.join(dir, 'keys'),
+        API_KEYS_RELOAD_MS: '200',
+      },
+    });
   });
   after(async () => {
     await app.stop();
@@ -22,7 +30,12 @@ describe('API key auth', function () {
   });
 
   const score = (headers: Record<string, string>) => postJson(`${app.url}/score`, { data: [[1, 2, 3, 4]] }, headers);
-  const infer = (headers: Record<string, string>) => postJson(`${app.url}/v2/models/sample-classifier/infer`, { inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }, headers);
+  const infer = (headers: Record<string, string>) =>
+    postJson(
+      `${app.url}/v2/models/sample-classifier/infer`,
+      { inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] },
+      headers,
+    );
 
   it('answers 401 without a key or with a wrong one, on scoring and inference routes', async () => {
     for (const call of [score, infer]) {
@@ -48,7 +61,14 @@ describe('API key auth', function () {
   });
 
   it('keeps health, readiness and metrics open', async () => {
-    for (const route of ['/healthz', '/readyz', '/metrics', '/v2/health/live', '/v2/health/ready', '/v2/models/sample-classifier/ready']) {
+    for (const route of [
+      '/healthz',
+      '/readyz',
+      '/metrics',
+      '/v2/health/live',
+      '/v2/health/ready',
+      '/v2/models/sample-classifier/ready',
+    ]) {
       assert.equal((await fetch(`${app.url}${route}`)).status, 200, route);
     }
   });
@@ -67,6 +87,7 @@ describe('API key auth', function () {
   it('never writes a key to the logs', () => {
     const output = app.output();
     assert.ok(output.includes('"status":401'), 'the access log shows the refused requests');
-    for (const key of [...ENV_KEYS, FILE_KEY, ROTATED_KEY]) assert.ok(!output.includes(key), 'a key appears in the logs');
+    for (const key of [...ENV_KEYS, FILE_KEY, ROTATED_KEY])
+      assert.ok(!output.includes(key), 'a key appears in the logs');
   });
 });

@@ -3,17 +3,21 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { APP_ROOT, SAMPLE_MODEL_DIR, getJson, postJson } from '../support/app-process.js';
+
+import { APP_ROOT, getJson, postJson, SAMPLE_MODEL_DIR } from '../support/app-process.js';
 
 const run = promisify(execFile);
 
 interface NodeRuntimeBase {
-  buildNodeRuntimeRootfsTar(outPath: string, options?: { buildTools?: boolean }): Promise<{ path: string; sha256: string; size: number }>;
+  buildNodeRuntimeRootfsTar(
+    outPath: string,
+    options?: { buildTools?: boolean },
+  ): Promise<{ path: string; sha256: string; size: number }>;
   importNodeRuntimeImage(tar: string, tag: string): Promise<string>;
   podmanUnusableReason(): Promise<string | undefined>;
   PODMAN_GLOBAL_ARGS: string[];
@@ -42,11 +46,15 @@ describe('container image (podman)', function () {
   const appTag = `localhost/scoring-service-test:${suffix}`;
   const containerName = `scoring-service-test-${suffix}`;
   const imageIds: string[] = [];
-  const podman = (args: string[], timeout = 600_000) => run('podman', [...base.PODMAN_GLOBAL_ARGS, ...args], { timeout, maxBuffer: 64 * 1024 * 1024 });
+  const podman = (args: string[], timeout = 600_000) =>
+    run('podman', [...base.PODMAN_GLOBAL_ARGS, ...args], { timeout, maxBuffer: 64 * 1024 * 1024 });
 
   before(async function () {
     const { tsImport } = await import('tsx/esm/api');
-    base = (await tsImport(path.join(APP_ROOT, '..', 'test', 'support', 'nodeRuntimeBase.ts'), import.meta.url)) as NodeRuntimeBase;
+    base = (await tsImport(
+      path.join(APP_ROOT, '..', 'test', 'support', 'nodeRuntimeBase.ts'),
+      import.meta.url,
+    )) as NodeRuntimeBase;
     const reason = await base.podmanUnusableReason();
     if (reason !== undefined) {
       console.log(`      skipped: ${reason}`);
@@ -74,18 +82,35 @@ describe('container image (podman)', function () {
     const npmCache = path.join(work, 'npm-cache');
     const primer = path.join(work, 'npm-primer');
     mkdirSync(path.join(primer, 'scripts'), { recursive: true });
-    for (const file of ['package.json', 'package-lock.json', '.npmrc']) copyFileSync(path.join(APP_ROOT, file), path.join(primer, file));
+    for (const file of ['package.json', 'package-lock.json', '.npmrc'])
+      copyFileSync(path.join(APP_ROOT, file), path.join(primer, file));
     await run('npm', ['ci', '--cache', npmCache, '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund'], {
-      cwd: primer, env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' }, timeout: 600_000, maxBuffer: 16 * 1024 * 1024,
+      cwd: primer,
+      env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' },
+      timeout: 600_000,
+      maxBuffer: 16 * 1024 * 1024,
     });
     rmSync(primer, { recursive: true, force: true });
     await podman([
-      'build', '--pull=never', '--layers=false', '--format', 'docker', '--network', 'none', ...base.PODMAN_RUN_ARGS,
-      '--volume', `${npmCache}:/root/.npm`,
-      '--build-arg', `BUILD_IMAGE=${BUILD_TAG}`,
-      '--build-arg', `RUNTIME_IMAGE=${RUNTIME_TAG}`,
-      '--build-arg', 'npm_config_offline=true',
-      '--tag', appTag, APP_ROOT,
+      'build',
+      '--pull=never',
+      '--layers=false',
+      '--format',
+      'docker',
+      '--network',
+      'none',
+      ...base.PODMAN_RUN_ARGS,
+      '--volume',
+      `${npmCache}:/root/.npm`,
+      '--build-arg',
+      `BUILD_IMAGE=${BUILD_TAG}`,
+      '--build-arg',
+      `RUNTIME_IMAGE=${RUNTIME_TAG}`,
+      '--build-arg',
+      'npm_config_offline=true',
+      '--tag',
+      appTag,
+      APP_ROOT,
     ]);
 
     const [image] = JSON.parse((await podman(['image', 'inspect', appTag])).stdout);
@@ -93,25 +118,47 @@ describe('container image (podman)', function () {
     assert.deepEqual(image.Config.Cmd, ['node', 'dist/main.js']);
     assert.ok(image.Config.Env.includes('MODEL_PATH=/models'));
     const healthcheck = image.Config.Healthcheck ?? image.Healthcheck;
-    assert.ok(healthcheck?.Test?.join(' ').includes('/healthz'), `no HEALTHCHECK in ${JSON.stringify(Object.keys(image))}`);
+    assert.ok(
+      healthcheck?.Test?.join(' ').includes('/healthz'),
+      `no HEALTHCHECK in ${JSON.stringify(Object.keys(image))}`,
+    );
 
     const port = await freePort();
     await podman([
-      'run', '--detach', '--name', containerName, '--network', 'host', ...base.PODMAN_RUN_ARGS,
-      '--env', `PORT=${port}`, '--env', 'HOST=127.0.0.1', '--env', 'OCI_IMAGE_REVISION=test-revision',
+      'run',
+      '--detach',
+      '--name',
+      containerName,
+      '--network',
+      'host',
+      ...base.PODMAN_RUN_ARGS,
+      '--env',
+      `PORT=${port}`,
+      '--env',
+      'HOST=127.0.0.1',
+      '--env',
+      'OCI_IMAGE_REVISION=test-revision',
       appTag,
     ]);
     const url = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + 60_000;
-    while ((await fetch(`${url}/readyz`).then((r) => r.status, () => 0)) !== 200) {
-      if (Date.now() > deadline) throw new Error(`the container never became ready:\n${(await podman(['logs', containerName])).stderr}`);
+    while (
+      (await fetch(`${url}/readyz`).then(
+        (r) => r.status,
+        () => 0,
+      )) !== 200
+    ) {
+      if (Date.now() > deadline)
+        throw new Error(`the container never became ready:\n${(await podman(['logs', containerName])).stderr}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     const samples = JSON.parse(readFileSync(path.join(SAMPLE_MODEL_DIR, 'samples.json'), 'utf8'));
     for (const sample of samples.requests) {
       const { status, body } = await postJson(`${url}/score`, sample.body);
       assert.equal(status, 200);
-      body.outputs.probabilities.flat().forEach((p: number, i: number) => assert.ok(Math.abs(p - sample.expected.probabilities.flat()[i]) <= 1e-5));
+      body.outputs.probabilities
+        .flat()
+        .forEach((p: number, i: number) => assert.ok(Math.abs(p - sample.expected.probabilities.flat()[i]) <= 1e-5));
       assert.deepEqual(body.outputs.label, sample.expected.label);
     }
     const model = await getJson(`${url}/model`);

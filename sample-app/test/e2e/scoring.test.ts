@@ -4,8 +4,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import path from 'node:path';
+
 import { decodeMlpLayers, referenceForward, sampleRows } from '../../scripts/mlp-model.js';
-import { SAMPLE_MODEL_DIR, getJson, postJson, startApp, type RunningApp } from '../support/app-process.js';
+import { getJson, postJson, type RunningApp, SAMPLE_MODEL_DIR, startApp } from '../support/app-process.js';
 
 const samples = JSON.parse(readFileSync(path.join(SAMPLE_MODEL_DIR, 'samples.json'), 'utf8'));
 const layers = decodeMlpLayers(readFileSync(path.join(SAMPLE_MODEL_DIR, 'model.onnx')));
@@ -13,17 +14,25 @@ const TOLERANCE = samples.tolerance as number;
 
 function assertClose(actual: number[][], expected: number[][]): void {
   assert.equal(actual.length, expected.length);
-  actual.forEach((row, i) => row.forEach((value, j) => {
-    assert.ok(Math.abs(value - expected[i][j]) <= TOLERANCE, `[${i}][${j}]: ${value} vs ${expected[i][j]}`);
-  }));
+  actual.forEach((row, i) =>
+    row.forEach((value, j) => {
+      assert.ok(Math.abs(value - expected[i][j]) <= TOLERANCE, `[${i}][${j}]: ${value} vs ${expected[i][j]}`);
+    }),
+  );
 }
 
 /** Sends raw bytes, for bodies fetch would not send as they are. */
-export function rawPost(url: string, body: Buffer | string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+export function rawPost(
+  url: string,
+  body: Buffer | string,
+  headers: Record<string, string>,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { method: 'POST', headers }, (res) => {
       let text = '';
-      res.on('data', (chunk) => { text += chunk; });
+      res.on('data', (chunk) => {
+        text += chunk;
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
     });
     req.on('error', reject);
@@ -34,7 +43,15 @@ export function rawPost(url: string, body: Buffer | string, headers: Record<stri
 describe('scoring service over HTTP (sample model)', function () {
   let app: RunningApp;
   before(async () => {
-    app = await startApp({ env: { ACCESS_LOG: 'true', MAX_ROWS_PER_REQUEST: '100', BODY_LIMIT: '64kb', MODEL_SHA256: '', IMAGE_LABELS: '{"org.opencontainers.image.revision":"abc123"}' } });
+    app = await startApp({
+      env: {
+        ACCESS_LOG: 'true',
+        MAX_ROWS_PER_REQUEST: '100',
+        BODY_LIMIT: '64kb',
+        MODEL_SHA256: '',
+        IMAGE_LABELS: '{"org.opencontainers.image.revision":"abc123"}',
+      },
+    });
   });
   after(async () => {
     assert.equal(await app.stop(), 0);
@@ -64,7 +81,10 @@ describe('scoring service over HTTP (sample model)', function () {
     const expected = referenceForward(layers, rows);
     const batchFigures = async () => {
       const metrics = await (await fetch(`${app.url}/metrics`)).text();
-      return { count: Number(/^model_batch_requests_count (\d+)/m.exec(metrics)![1]), sum: Number(/^model_batch_requests_sum (\d+)/m.exec(metrics)![1]) };
+      return {
+        count: Number(/^model_batch_requests_count (\d+)/m.exec(metrics)![1]),
+        sum: Number(/^model_batch_requests_sum (\d+)/m.exec(metrics)![1]),
+      };
     };
     // Whether two requests meet in one run depends on how the OS schedules the client and the
     // server; on a loaded machine one burst may go through one by one. Every burst's answers are
@@ -72,7 +92,9 @@ describe('scoring service over HTTP (sample model)', function () {
     let figures = { count: 0, sum: 0 };
     for (let burst = 0; burst < 3 && figures.sum <= figures.count; burst++) {
       const before = await batchFigures();
-      const results = await Promise.all(rows.map((row, i) => postJson(`${app.url}/score`, { data: i % 10 === 3 ? [row.slice(0, 3)] : [row] })));
+      const results = await Promise.all(
+        rows.map((row, i) => postJson(`${app.url}/score`, { data: i % 10 === 3 ? [row.slice(0, 3)] : [row] })),
+      );
       results.forEach((result, i) => {
         if (i % 10 === 3) {
           assert.equal(result.status, 400);
@@ -85,19 +107,51 @@ describe('scoring service over HTTP (sample model)', function () {
       const after = await batchFigures();
       figures = { count: after.count - before.count, sum: after.sum - before.sum };
     }
-    assert.ok(figures.sum > figures.count, `no batch joined more than one request in three bursts (last burst: runs ${figures.count}, requests ${figures.sum})`);
+    assert.ok(
+      figures.sum > figures.count,
+      `no batch joined more than one request in three bursts (last burst: runs ${figures.count}, requests ${figures.sum})`,
+    );
   });
 
   const badInputs: Array<[string, unknown, RegExp]> = [
-    ['unknown input name', { inputs: { feature: [[1, 2, 3, 4]] } }, /unknown input "feature"; the model's inputs are "features"/],
+    [
+      'unknown input name',
+      { inputs: { feature: [[1, 2, 3, 4]] } },
+      /unknown input "feature"; the model's inputs are "features"/,
+    ],
     ['missing input', { inputs: {} }, /missing input "features"/],
-    ['wrong rank', { data: [1, 2, 3, 4] }, /input "features": expected shape \[batch, 4\] of float32 \(rank 2\), got shape \[4\]/],
-    ['wrong fixed dimension', { data: [[1, 2, 3, 4, 5]] }, /input "features": expected shape \[batch, 4\] of float32, got shape \[1, 5\]: dimension 1 must be 4/],
-    ['wrong element type', { data: [[1, 2, 'three', 4]] }, /input "features": features\[0\]\[2\] is the string "three", expected a number \(float32\)/],
+    [
+      'wrong rank',
+      { data: [1, 2, 3, 4] },
+      /input "features": expected shape \[batch, 4\] of float32 \(rank 2\), got shape \[4\]/,
+    ],
+    [
+      'wrong fixed dimension',
+      { data: [[1, 2, 3, 4, 5]] },
+      /input "features": expected shape \[batch, 4\] of float32, got shape \[1, 5\]: dimension 1 must be 4/,
+    ],
+    [
+      'wrong element type',
+      { data: [[1, 2, 'three', 4]] },
+      /input "features": features\[0\]\[2\] is the string "three", expected a number \(float32\)/,
+    ],
     ['boolean element', { data: [[1, 2, true, 4]] }, /features\[0\]\[2\] is boolean true/],
     ['null element', { data: [[1, 2, null, 4]] }, /features\[0\]\[2\] is null/],
-    ['ragged array', { data: [[1, 2, 3, 4], [1, 2]] }, /ragged or malformed array: features\[1\] has 2 elements/],
-    ['too many rows', { data: Array.from({ length: 101 }, () => [1, 2, 3, 4]) }, /101 rows is more than the 100 allowed/],
+    [
+      'ragged array',
+      {
+        data: [
+          [1, 2, 3, 4],
+          [1, 2],
+        ],
+      },
+      /ragged or malformed array: features\[1\] has 2 elements/,
+    ],
+    [
+      'too many rows',
+      { data: Array.from({ length: 101 }, () => [1, 2, 3, 4]) },
+      /101 rows is more than the 100 allowed/,
+    ],
     ['empty batch', { data: [] }, /got shape \[0\]/],
     ['not an object', [1, 2, 3], /must be a JSON object/],
     ['unknown field', { instances: [[1, 2, 3, 4]] }, /unknown field "instances"/],
@@ -126,7 +180,9 @@ describe('scoring service over HTTP (sample model)', function () {
     assert.match(JSON.parse(malformed.text).message, /malformed JSON/);
     const empty = await rawPost(`${app.url}/score`, '', { 'content-type': 'application/json' });
     assert.equal(empty.status, 400);
-    const tooLarge = await postJson(`${app.url}/score`, { data: Array.from({ length: 3000 }, () => [1.2345, 2.3456, 3.4567, 4.5678]) });
+    const tooLarge = await postJson(`${app.url}/score`, {
+      data: Array.from({ length: 3000 }, () => [1.2345, 2.3456, 3.4567, 4.5678]),
+    });
     assert.equal(tooLarge.status, 413);
     assert.match(tooLarge.body.message, /larger than the 65536-byte limit \(BODY_LIMIT\)/);
     for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/xml']) {
@@ -159,9 +215,16 @@ describe('scoring service over HTTP (sample model)', function () {
       versions: ['1.0.0'],
       platform: 'onnxruntime_onnx',
       inputs: [{ name: 'features', datatype: 'FP32', shape: [-1, 4] }],
-      outputs: [{ name: 'probabilities', datatype: 'FP32', shape: [-1, 3] }, { name: 'label', datatype: 'INT64', shape: [-1] }],
+      outputs: [
+        { name: 'probabilities', datatype: 'FP32', shape: [-1, 3] },
+        { name: 'label', datatype: 'INT64', shape: [-1] },
+      ],
     });
-    assert.deepEqual(await getJson(`${app.url}/v2/models/sample-classifier/ready`), { name: 'sample-classifier', version: '1.0.0', ready: true });
+    assert.deepEqual(await getJson(`${app.url}/v2/models/sample-classifier/ready`), {
+      name: 'sample-classifier',
+      version: '1.0.0',
+      ready: true,
+    });
 
     const rows = sampleRows(3, 4, 5);
     const expected = referenceForward(layers, rows);
@@ -174,7 +237,10 @@ describe('scoring service over HTTP (sample model)', function () {
     assert.equal(infer.body.model_version, '1.0.0');
     assert.equal(infer.body.id, 'req-1');
     const [probabilities, label] = infer.body.outputs;
-    assert.deepEqual([probabilities.name, probabilities.datatype, probabilities.shape], ['probabilities', 'FP32', [3, 3]]);
+    assert.deepEqual(
+      [probabilities.name, probabilities.datatype, probabilities.shape],
+      ['probabilities', 'FP32', [3, 3]],
+    );
     assertClose([probabilities.data], [expected.probabilities.flat()]);
     assert.deepEqual(label, { name: 'label', datatype: 'INT64', shape: [3], data: expected.label });
 
@@ -182,15 +248,24 @@ describe('scoring service over HTTP (sample model)', function () {
       inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', data: [rows[0]] }],
       outputs: [{ name: 'label' }],
     });
-    assert.deepEqual(onlyLabel.body.outputs, [{ name: 'label', datatype: 'INT64', shape: [1], data: [expected.label[0]] }]);
+    assert.deepEqual(onlyLabel.body.outputs, [
+      { name: 'label', datatype: 'INT64', shape: [1], data: [expected.label[0]] },
+    ]);
 
     const wrongModel = await postJson(`${app.url}/v2/models/other/infer`, { inputs: [] });
     assert.equal(wrongModel.status, 404);
-    assert.match(wrongModel.body.error, /model "other" is not served here; this server serves "sample-classifier" version "1.0.0"/);
-    const wrongType = await postJson(`${app.url}/v2/models/sample-classifier/infer`, { inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP64', data: [1, 2, 3, 4] }] });
+    assert.match(
+      wrongModel.body.error,
+      /model "other" is not served here; this server serves "sample-classifier" version "1.0.0"/,
+    );
+    const wrongType = await postJson(`${app.url}/v2/models/sample-classifier/infer`, {
+      inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP64', data: [1, 2, 3, 4] }],
+    });
     assert.equal(wrongType.status, 400);
     assert.match(wrongType.body.error, /input "features": datatype must be FP32/);
-    const wrongCount = await postJson(`${app.url}/v2/models/sample-classifier/infer`, { inputs: [{ name: 'features', shape: [2, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
+    const wrongCount = await postJson(`${app.url}/v2/models/sample-classifier/infer`, {
+      inputs: [{ name: 'features', shape: [2, 4], datatype: 'FP32', data: [1, 2, 3, 4] }],
+    });
     assert.equal(wrongCount.status, 400);
     assert.match(wrongCount.body.error, /shape \[2, 4\] needs 8 elements, got 4/);
   });
@@ -200,11 +275,15 @@ describe('scoring service over HTTP (sample model)', function () {
     assert.deepEqual(await getJson(`${app.url}/readyz`), { status: 'ready' });
     const model = await getJson(`${app.url}/model`);
     const { createHash } = await import('node:crypto');
-    const sha256 = createHash('sha256').update(readFileSync(path.join(SAMPLE_MODEL_DIR, 'model.onnx'))).digest('hex');
+    const sha256 = createHash('sha256')
+      .update(readFileSync(path.join(SAMPLE_MODEL_DIR, 'model.onnx')))
+      .digest('hex');
     assert.equal(model.name, 'sample-classifier');
     assert.equal(model.version, '1.0.0');
     assert.equal(model.sha256, sha256);
-    assert.deepEqual(model.signature.inputs, [{ name: 'features', type: 'float32', dims: [null, 4], dimNames: ['batch', null] }]);
+    assert.deepEqual(model.signature.inputs, [
+      { name: 'features', type: 'float32', dims: [null, 4], dimNames: ['batch', null] },
+    ]);
     assert.deepEqual(model.imageLabels, { 'org.opencontainers.image.revision': 'abc123' });
     assert.ok(!Number.isNaN(Date.parse(model.loadedAt)));
   });
@@ -212,7 +291,10 @@ describe('scoring service over HTTP (sample model)', function () {
   it('exports Prometheus metrics that count requests by route and status', async () => {
     const scrape = async () => (await fetch(`${app.url}/metrics`)).text();
     const counter = (text: string, route: string, status: number) => {
-      const match = new RegExp(`^http_requests_total\\{route="${route}",method="POST",status="${status}"\\} (\\d+)`, 'm').exec(text);
+      const match = new RegExp(
+        `^http_requests_total\\{route="${route}",method="POST",status="${status}"\\} (\\d+)`,
+        'm',
+      ).exec(text);
       return match ? Number(match[1]) : 0;
     };
     const before = await scrape();
@@ -223,8 +305,18 @@ describe('scoring service over HTTP (sample model)', function () {
     assert.equal(counter(after, '/score', 200) - counter(before, '/score', 200), 2);
     assert.equal(counter(after, '/score', 400) - counter(before, '/score', 400), 1);
     const sha256 = (await getJson(`${app.url}/model`)).sha256;
-    assert.match(after, new RegExp(`^model_info\\{name="sample-classifier",version="1.0.0",sha256="${sha256}"\\} 1$`, 'm'));
-    for (const name of ['http_request_duration_seconds_bucket', 'model_inference_duration_seconds_count', 'model_batch_size_bucket', 'http_requests_in_flight', 'process_cpu_seconds_total', 'nodejs_eventloop_lag_seconds']) {
+    assert.match(
+      after,
+      new RegExp(`^model_info\\{name="sample-classifier",version="1.0.0",sha256="${sha256}"\\} 1$`, 'm'),
+    );
+    for (const name of [
+      'http_request_duration_seconds_bucket',
+      'model_inference_duration_seconds_count',
+      'model_batch_size_bucket',
+      'http_requests_in_flight',
+      'process_cpu_seconds_total',
+      'nodejs_eventloop_lag_seconds',
+    ]) {
       assert.match(after, new RegExp(`^${name}`, 'm'), name);
     }
     assert.ok(Number(/^model_rows_scored_total (\d+)/m.exec(after)![1]) > 0);

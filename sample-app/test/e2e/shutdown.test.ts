@@ -1,11 +1,12 @@
 // SIGTERM: readiness turns false, requests in flight (even half-sent ones) complete, new connections are
 // refused, and the process exits 0; past the grace period it exits 1.
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import path from 'node:path';
+
 import { decodeMlpLayers, referenceForward, sampleRows } from '../../scripts/mlp-model.js';
-import { SAMPLE_MODEL_DIR, postJson, startApp } from '../support/app-process.js';
+import { postJson, SAMPLE_MODEL_DIR, startApp } from '../support/app-process.js';
 
 const layers = decodeMlpLayers(readFileSync(path.join(SAMPLE_MODEL_DIR, 'model.onnx')));
 
@@ -25,7 +26,9 @@ function startHalfSentRequest(port: number, rows: number[][]): Promise<HalfSentR
       socket.write(head + body.slice(0, half));
       let text = '';
       const response = new Promise<string>((done) => {
-        socket.on('data', (chunk) => { text += chunk; });
+        socket.on('data', (chunk) => {
+          text += chunk;
+        });
         socket.on('close', () => done(text));
       });
       resolve({ socket, rest: body.slice(half), response });
@@ -37,7 +40,10 @@ function startHalfSentRequest(port: number, rows: number[][]): Promise<HalfSentR
 function connectionRefused(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
-    socket.on('connect', () => { socket.destroy(); resolve(false); });
+    socket.on('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
     socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
   });
 }
@@ -56,13 +62,28 @@ describe('graceful shutdown', function () {
     const rows = sampleRows(8, 4, 3);
     const expected = referenceForward(layers, rows);
     const halfSent = await Promise.all(rows.map((row) => startHalfSentRequest(app.port, [row])));
-    const inFlight = () => fetch(`${app.url}/metrics`).then((r) => r.text()).then((t) => Number(/^http_requests_in_flight (\d+)/m.exec(t)?.[1] ?? 0));
+    const inFlight = () =>
+      fetch(`${app.url}/metrics`)
+        .then((r) => r.text())
+        .then((t) => Number(/^http_requests_in_flight (\d+)/m.exec(t)?.[1] ?? 0));
     await until(async () => (await inFlight()) >= 9, 'the half-sent requests to reach the server');
     // A burst of complete requests races the signal: every one must be answered.
-    const burst = Array.from({ length: 64 }, (_, i) => postJson(`${app.url}/score`, { data: [rows[i % 8]] }).catch((error: Error) => ({ status: 0, body: error.message })));
+    const burst = Array.from({ length: 64 }, (_, i) =>
+      postJson(`${app.url}/score`, { data: [rows[i % 8]] }).catch((error: Error) => ({
+        status: 0,
+        body: error.message,
+      })),
+    );
 
     app.process.kill('SIGTERM');
-    await until(async () => (await fetch(`${app.url}/readyz`).then((r) => r.status, () => 0)) === 503, 'readiness to turn false');
+    await until(
+      async () =>
+        (await fetch(`${app.url}/readyz`).then(
+          (r) => r.status,
+          () => 0,
+        )) === 503,
+      'readiness to turn false',
+    );
     await until(() => connectionRefused(app.port), 'the port to close');
 
     // write, not end: a client that half-closes its side gives up its response (Node's HTTP server ends such sockets)
@@ -85,7 +106,12 @@ describe('graceful shutdown', function () {
     await new Promise((resolve) => setTimeout(resolve, 100));
     app.process.kill('SIGTERM');
     assert.equal(await app.exited, 1);
-    assert.ok(app.logs.some((line) => line.level === 'fatal' && /requests still in flight after SHUTDOWN_GRACE_MS \(800 ms\)/.test(line.msg)));
+    assert.ok(
+      app.logs.some(
+        (line) =>
+          line.level === 'fatal' && /requests still in flight after SHUTDOWN_GRACE_MS \(800 ms\)/.test(line.msg),
+      ),
+    );
     stuck.socket.destroy();
   });
 });

@@ -1,6 +1,6 @@
 // Starts the built service (dist/main.js) as its own process on a free port, as a deployment runs it,
 // and reads its JSON log lines.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -54,7 +54,10 @@ function collect(child: ChildProcess): { logs: LogLine[]; output: () => string }
 }
 
 /** Runs dist/main.js to its exit (for start-up failures); resolves with the exit code and output. */
-export async function runToExit(env: Record<string, string>, timeoutMillis = 20_000): Promise<{ code: number | null; logs: LogLine[]; output: string }> {
+export async function runToExit(
+  env: Record<string, string>,
+  timeoutMillis = 20_000,
+): Promise<{ code: number | null; logs: LogLine[]; output: string }> {
   const child = spawn(process.execPath, [path.join(APP_ROOT, 'dist', 'main.js')], {
     env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -80,7 +83,9 @@ export async function startApp(options: StartOptions = {}): Promise<RunningApp> 
   const { logs, output } = collect(child);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   let exitCode: number | null | undefined;
-  void exited.then((code) => { exitCode = code; });
+  void exited.then((code) => {
+    exitCode = code;
+  });
   const deadline = Date.now() + (options.timeoutMillis ?? 30_000);
   let port: number | undefined;
   while (port === undefined) {
@@ -101,7 +106,10 @@ export async function startApp(options: StartOptions = {}): Promise<RunningApp> 
         child.kill('SIGKILL');
         throw new Error(`the app was not ready in time:\n${output()}`);
       }
-      const ready = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false);
+      const ready = await fetch(`${url}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
       if (ready) break;
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
@@ -116,7 +124,11 @@ export async function startApp(options: StartOptions = {}): Promise<RunningApp> 
   return { url, port, process: child, logs, output, exited, stop };
 }
 
-export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
+export async function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
   const response = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },

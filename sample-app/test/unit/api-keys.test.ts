@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+
 import { ApiKeyStore, presentedKey } from '../../src/auth/api-keys.js';
 
 describe('API keys', () => {
   let dir: string;
-  beforeEach(() => { dir = mkdtempSync(path.join(tmpdir(), 'keys-')); });
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'keys-'));
+  });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('is off with no keys, and accepts exactly the configured keys otherwise', () => {

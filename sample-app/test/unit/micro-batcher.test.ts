@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { MicroBatcher, type Feeds } from '../../src/scoring/micro-batcher.js';
+
+import { type Feeds, MicroBatcher } from '../../src/scoring/micro-batcher.js';
 
 /** A fake session: output "double" = 2 × input "x" row by row; fails when any value is negative. */
 function recordingRunner() {
@@ -32,12 +33,27 @@ describe('MicroBatcher', () => {
     ]);
     // The first runs at once; the other three queue behind it and run together.
     assert.deepEqual(calls, [1, 4]);
-    assert.deepEqual(results.map((r) => [r.double.dims, Array.from(r.double.data as Float32Array)]), [
-      [[1, 2], [2, 2]],
-      [[2, 2], [4, 4, 6, 6]],
-      [[1, 2], [8, 8]],
-      [[1, 2], [10, 10]],
-    ]);
+    assert.deepEqual(
+      results.map((r) => [r.double.dims, Array.from(r.double.data as Float32Array)]),
+      [
+        [
+          [1, 2],
+          [2, 2],
+        ],
+        [
+          [2, 2],
+          [4, 4, 6, 6],
+        ],
+        [
+          [1, 2],
+          [8, 8],
+        ],
+        [
+          [1, 2],
+          [10, 10],
+        ],
+      ],
+    );
   });
 
   it('never fails a request for its neighbour: a failed batch is retried request by request', async () => {
@@ -49,8 +65,14 @@ describe('MicroBatcher', () => {
       batcher.submit(rows([-1, 0])),
       batcher.submit(rows([3, 3])),
     ]);
-    assert.deepEqual(outcomes.map((o) => o.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
-    assert.deepEqual(Array.from((outcomes[3] as PromiseFulfilledResult<Feeds>).value.double.data as Float32Array), [6, 6]);
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      ['fulfilled', 'fulfilled', 'rejected', 'fulfilled'],
+    );
+    assert.deepEqual(
+      Array.from((outcomes[3] as PromiseFulfilledResult<Feeds>).value.double.data as Float32Array),
+      [6, 6],
+    );
     assert.deepEqual(calls, [1, 3, 1, 1, 1]);
   });
 
@@ -89,7 +111,11 @@ describe('MicroBatcher', () => {
 
     arriving = 5;
     const started = performance.now();
-    const waitingBatcher = new MicroBatcher(run, { ...options, maxWaitMicros: 30_000, pendingArrivals: () => arriving });
+    const waitingBatcher = new MicroBatcher(run, {
+      ...options,
+      maxWaitMicros: 30_000,
+      pendingArrivals: () => arriving,
+    });
     await waitingBatcher.submit(rows([3, 3]));
     const waited = performance.now() - started;
     assert.ok(waited >= 25 && waited < 1000, `waited ${waited} ms`);
@@ -99,10 +125,23 @@ describe('MicroBatcher', () => {
     const calls: number[] = [];
     const batcher = new MicroBatcher(async (feeds) => {
       calls.push(feeds.x.dims[0]);
-      return { total: { type: 'float32', dims: [1], data: Float32Array.of((feeds.x.data as Float32Array).reduce((a, b) => a + b, 0)) } };
+      return {
+        total: {
+          type: 'float32',
+          dims: [1],
+          data: Float32Array.of((feeds.x.data as Float32Array).reduce((a, b) => a + b, 0)),
+        },
+      };
     }, options);
-    const results = await Promise.all([batcher.submit(rows([1, 1])), batcher.submit(rows([2, 2])), batcher.submit(rows([3, 3]))]);
-    assert.deepEqual(results.map((r) => (r.total.data as Float32Array)[0]), [2, 4, 6]);
+    const results = await Promise.all([
+      batcher.submit(rows([1, 1])),
+      batcher.submit(rows([2, 2])),
+      batcher.submit(rows([3, 3])),
+    ]);
+    assert.deepEqual(
+      results.map((r) => (r.total.data as Float32Array)[0]),
+      [2, 4, 6],
+    );
     assert.deepEqual(calls, [1, 2, 1, 1]);
   });
 });

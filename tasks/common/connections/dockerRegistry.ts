@@ -1,4 +1,5 @@
 import * as tl from 'azure-pipelines-task-lib/task';
+
 import { InputError } from '../errors';
 import { readSecretQuietly } from '../secrets';
 
@@ -26,12 +27,19 @@ export function registryHostOf(url: string): { host: string; insecure: boolean }
 export function registryConnection(inputName: string, connectionId: string): RegistryConnection {
   const scheme = tl.getEndpointAuthorizationScheme(connectionId, true);
   if (!scheme) {
-    throw new InputError(inputName, `service connection '${connectionId}' was not found or is not shared with this pipeline. Pick a Docker Registry service connection.`);
+    throw new InputError(
+      inputName,
+      `service connection '${connectionId}' was not found or is not shared with this pipeline. Pick a Docker Registry service connection.`,
+    );
   }
   const auth = (key: string) => tl.getEndpointAuthorizationParameter(connectionId, key, true) || undefined;
   // "Others" registry connections keep the URL in auth params; ACR-type ones keep a login server.
   const url = auth('registry') ?? auth('loginServer') ?? tl.getEndpointUrl(connectionId, true);
-  if (!url) throw new InputError(inputName, `service connection '${connectionId}' has no registry URL. Edit it and set the Docker Registry URL.`);
+  if (!url)
+    throw new InputError(
+      inputName,
+      `service connection '${connectionId}' has no registry URL. Edit it and set the Docker Registry URL.`,
+    );
   const { host, insecure } = registryHostOf(url);
   const username = auth('username') ?? auth('serviceprincipalid');
   const password = readSecretQuietly(() => auth('password') ?? auth('serviceprincipalkey'));

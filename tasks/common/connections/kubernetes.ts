@@ -1,5 +1,6 @@
-import * as yaml from 'js-yaml';
 import * as tl from 'azure-pipelines-task-lib/task';
+import * as yaml from 'js-yaml';
+
 import { InputError } from '../errors';
 import { readSecretQuietly, registerSecret } from '../secrets';
 
@@ -42,7 +43,10 @@ export function registerKubeconfigSecrets(kubeconfig: string): void {
 export function kubernetesConnection(inputName: string, connectionId: string): KubernetesConnection {
   const scheme = tl.getEndpointAuthorizationScheme(connectionId, true);
   if (!scheme) {
-    throw new InputError(inputName, `service connection '${connectionId}' was not found or is not shared with this pipeline. Pick a Kubernetes service connection.`);
+    throw new InputError(
+      inputName,
+      `service connection '${connectionId}' was not found or is not shared with this pipeline. Pick a Kubernetes service connection.`,
+    );
   }
   const auth = (key: string) => tl.getEndpointAuthorizationParameter(connectionId, key, true) || undefined;
   const data = (key: string) => tl.getEndpointDataParameter(connectionId, key, true) || undefined;
@@ -51,15 +55,29 @@ export function kubernetesConnection(inputName: string, connectionId: string): K
   const skipTlsVerify = /^true$/i.test(data('acceptUntrustedCerts') ?? 'false');
 
   if (type === 'kubeconfig') {
-    if (!kubeconfig) throw new InputError(inputName, `service connection '${connectionId}' has no kubeconfig. Edit it and paste the kubeconfig.`);
+    if (!kubeconfig)
+      throw new InputError(
+        inputName,
+        `service connection '${connectionId}' has no kubeconfig. Edit it and paste the kubeconfig.`,
+      );
     return { id: connectionId, kind: 'kubeconfig', kubeconfig, context: data('clusterContext'), skipTlsVerify };
   }
   // ServiceAccount, and AzureSubscription connections, which store a service account token too.
   const server = tl.getEndpointUrl(connectionId, true);
   const rawToken = readSecretQuietly(() => auth('apiToken'));
   if (!server || !rawToken) {
-    throw new InputError(inputName, `service connection '${connectionId}' (${type}) has no server URL or service account token. Edit the service connection, or use an Azure Resource Manager connection with the cluster's name instead.`);
+    throw new InputError(
+      inputName,
+      `service connection '${connectionId}' (${type}) has no server URL or service account token. Edit the service connection, or use an Azure Resource Manager connection with the cluster's name instead.`,
+    );
   }
   const token = registerSecret(decodeToken(rawToken));
-  return { id: connectionId, kind: 'serviceAccount', server, token, caData: auth('serviceAccountCertificate'), skipTlsVerify };
+  return {
+    id: connectionId,
+    kind: 'serviceAccount',
+    server,
+    token,
+    caData: auth('serviceAccountCertificate'),
+    skipTlsVerify,
+  };
 }

@@ -1,7 +1,10 @@
 import './quietPunycodeWarning';
+
 import * as http from 'node:http';
 import * as https from 'node:https';
+
 import type { KubeConfig } from '@kubernetes/client-node';
+
 import { TaskError } from '../errors';
 import { isTransientError, isTransientStatus, parseRetryAfter, TransientHttpError, withRetry } from '../retry';
 import { registerSecret, scrub } from '../secrets';
@@ -96,7 +99,14 @@ export class KubeClient {
     this.agent =
       this.base.protocol === 'http:'
         ? new http.Agent({ keepAlive: true })
-        : new https.Agent({ keepAlive: true, ca: access.ca, cert: access.cert, key: access.key, rejectUnauthorized: access.rejectUnauthorized, servername: access.servername });
+        : new https.Agent({
+            keepAlive: true,
+            ca: access.ca,
+            cert: access.cert,
+            key: access.key,
+            rejectUnauthorized: access.rejectUnauthorized,
+            servername: access.servername,
+          });
   }
 
   static async fromKubeConfig(kubeConfig: KubeConfig): Promise<KubeClient> {
@@ -112,10 +122,15 @@ export class KubeClient {
   }
 
   /** One HTTP exchange, no retry, any status; e.g. through the API server's service proxy. */
-  exchange(req: KubeRequest & { headers?: Record<string, string> }): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
+  exchange(
+    req: KubeRequest & { headers?: Record<string, string> },
+  ): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
     this.requestCount++;
     const url = new URL(this.base.pathname.replace(/\/+$/, '') + req.path + queryString(req.query), this.base);
-    const payload = req.body === undefined ? undefined : Buffer.from(typeof req.body === 'string' ? req.body : JSON.stringify(req.body));
+    const payload =
+      req.body === undefined
+        ? undefined
+        : Buffer.from(typeof req.body === 'string' ? req.body : JSON.stringify(req.body));
     const transport = url.protocol === 'http:' ? http : https;
     return new Promise((resolve, reject) => {
       const request = transport.request(
@@ -128,18 +143,29 @@ export class KubeClient {
             Accept: 'application/json',
             'User-Agent': 'model-delivery-DeployToAKS/1',
             ...req.headers,
-            ...(payload ? { 'Content-Type': req.contentType ?? 'application/json', 'Content-Length': payload.length } : {}),
+            ...(payload
+              ? { 'Content-Type': req.contentType ?? 'application/json', 'Content-Length': payload.length }
+              : {}),
           },
         },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+          );
           res.on('error', reject);
         },
       );
       const timeoutMs = req.timeoutMs ?? 30_000;
-      if (timeoutMs > 0) request.setTimeout(timeoutMs, () => request.destroy(Object.assign(new Error(`${req.method} ${req.path} timed out after ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+      if (timeoutMs > 0)
+        request.setTimeout(timeoutMs, () =>
+          request.destroy(
+            Object.assign(new Error(`${req.method} ${req.path} timed out after ${timeoutMs} ms`), {
+              code: 'ETIMEDOUT',
+            }),
+          ),
+        );
       request.on('error', reject);
       request.end(payload);
     });
@@ -159,7 +185,10 @@ export class KubeClient {
           res = await this.exchange(req);
         } catch (err) {
           if (isTransientError(err)) throw err;
-          throw new TaskError(`${what}: could not reach the Kubernetes API server at ${this.server}: ${scrub((err as Error).message)}`, { cause: err });
+          throw new TaskError(
+            `${what}: could not reach the Kubernetes API server at ${this.server}: ${scrub((err as Error).message)}`,
+            { cause: err },
+          );
         }
         if (res.status >= 200 && res.status < 300) {
           if (res.body.length === 0) return undefined;
@@ -169,7 +198,11 @@ export class KubeClient {
         if (res.status === 404 && opts.notFoundOk) return undefined;
         const status = parseStatus(res.body);
         if (isTransientStatus(res.status)) {
-          throw new TransientHttpError(res.status, `${what} answered HTTP ${res.status}: ${status.message ?? ''}`, parseRetryAfter(res.headers['retry-after'] as string | undefined));
+          throw new TransientHttpError(
+            res.status,
+            `${what} answered HTTP ${res.status}: ${status.message ?? ''}`,
+            parseRetryAfter(res.headers['retry-after']),
+          );
         }
         throw apiError(res.status, status, what);
       },
@@ -197,13 +230,25 @@ export class KubeClient {
     }))!;
   }
 
-  async patch<T = KubeObject>(path: string, body: unknown, contentType: 'application/json-patch+json' | 'application/merge-patch+json' | 'application/strategic-merge-patch+json', fieldManager?: string): Promise<T> {
+  async patch<T = KubeObject>(
+    path: string,
+    body: unknown,
+    contentType:
+      'application/json-patch+json' | 'application/merge-patch+json' | 'application/strategic-merge-patch+json',
+    fieldManager?: string,
+  ): Promise<T> {
     return (await this.request<T>({ method: 'PATCH', path, body, contentType, query: { fieldManager } }))!;
   }
 
   /** Deletes; a missing object is not an error. Returns whether there was one. */
-  async delete(path: string, propagationPolicy: 'Background' | 'Foreground' | 'Orphan' = 'Background'): Promise<boolean> {
-    const res = await this.request<unknown>({ method: 'DELETE', path, body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy } }, { notFoundOk: true });
+  async delete(
+    path: string,
+    propagationPolicy: 'Background' | 'Foreground' | 'Orphan' = 'Background',
+  ): Promise<boolean> {
+    const res = await this.request<unknown>(
+      { method: 'DELETE', path, body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy } },
+      { notFoundOk: true },
+    );
     return res !== undefined;
   }
 
@@ -225,7 +270,12 @@ export class KubeClient {
     signal?: AbortSignal,
   ): Promise<{ resourceVersion?: string; stopped: boolean; gone: boolean }> {
     this.requestCount++;
-    const url = new URL(this.base.pathname.replace(/\/+$/, '') + path + queryString({ watch: 'true', allowWatchBookmarks: 'true', ...query }), this.base);
+    const url = new URL(
+      this.base.pathname.replace(/\/+$/, '') +
+        path +
+        queryString({ watch: 'true', allowWatchBookmarks: 'true', ...query }),
+      this.base,
+    );
     const transport = url.protocol === 'http:' ? http : https;
     let resourceVersion = query.resourceVersion;
     return new Promise((resolve, reject) => {
@@ -239,40 +289,51 @@ export class KubeClient {
         else resolve({ resourceVersion, ...result });
       };
       const onAbort = () => finish({ stopped: true, gone: false });
-      const request = transport.get(url, { agent: this.agent, headers: { ...this.access.headers, Accept: 'application/json', 'User-Agent': 'model-delivery-DeployToAKS/1' } }, (res) => {
-        if (res.statusCode === 410) return finish({ stopped: false, gone: true });
-        if (res.statusCode !== 200) {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const status = parseStatus(Buffer.concat(chunks));
-            finish(isTransientStatus(res.statusCode ?? 0) ? new TransientHttpError(res.statusCode ?? 0, `watch ${path}: HTTP ${res.statusCode}`) : apiError(res.statusCode ?? 0, status, `watch ${path}`));
-          });
-          return;
-        }
-        let pending = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          pending += chunk;
-          let nl: number;
-          while (!settled && (nl = pending.indexOf('\n')) >= 0) {
-            const line = pending.slice(0, nl).trim();
-            pending = pending.slice(nl + 1);
-            if (!line) continue;
-            const event = JSON.parse(line) as WatchEvent<T>;
-            if (event.type === 'ERROR') {
-              const status = event.object as unknown as StatusBody;
-              if (status.code === 410) return finish({ stopped: false, gone: true });
-              return finish(apiError(status.code ?? 500, status, `watch ${path}`));
-            }
-            resourceVersion = event.object?.metadata?.resourceVersion ?? resourceVersion;
-            if (event.type === 'BOOKMARK') continue;
-            if (onEvent(event) === true) return finish({ stopped: true, gone: false });
+      const request = transport.get(
+        url,
+        {
+          agent: this.agent,
+          headers: { ...this.access.headers, Accept: 'application/json', 'User-Agent': 'model-delivery-DeployToAKS/1' },
+        },
+        (res) => {
+          if (res.statusCode === 410) return finish({ stopped: false, gone: true });
+          if (res.statusCode !== 200) {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              const status = parseStatus(Buffer.concat(chunks));
+              finish(
+                isTransientStatus(res.statusCode ?? 0)
+                  ? new TransientHttpError(res.statusCode ?? 0, `watch ${path}: HTTP ${res.statusCode}`)
+                  : apiError(res.statusCode ?? 0, status, `watch ${path}`),
+              );
+            });
+            return;
           }
-        });
-        res.on('end', () => finish({ stopped: false, gone: false }));
-        res.on('error', (err) => finish(isTransientError(err) ? { stopped: false, gone: false } : err));
-      });
+          let pending = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            pending += chunk;
+            let nl: number;
+            while (!settled && (nl = pending.indexOf('\n')) >= 0) {
+              const line = pending.slice(0, nl).trim();
+              pending = pending.slice(nl + 1);
+              if (!line) continue;
+              const event = JSON.parse(line) as WatchEvent<T>;
+              if (event.type === 'ERROR') {
+                const status = event.object as unknown as StatusBody;
+                if (status.code === 410) return finish({ stopped: false, gone: true });
+                return finish(apiError(status.code ?? 500, status, `watch ${path}`));
+              }
+              resourceVersion = event.object?.metadata?.resourceVersion ?? resourceVersion;
+              if (event.type === 'BOOKMARK') continue;
+              if (onEvent(event) === true) return finish({ stopped: true, gone: false });
+            }
+          });
+          res.on('end', () => finish({ stopped: false, gone: false }));
+          res.on('error', (err) => finish(isTransientError(err) ? { stopped: false, gone: false } : err));
+        },
+      );
       request.on('error', (err) => finish(isTransientError(err) ? { stopped: false, gone: false } : err));
       // A stream gone silent (a dropped connection nobody closed) ends like a server timeout: the caller watches again.
       request.setTimeout(((query.timeoutSeconds ?? 300) + 30) * 1000, () => finish({ stopped: false, gone: false }));
@@ -295,7 +356,9 @@ function parseStatus(body: Buffer): StatusBody {
 
 function apiError(code: number, status: StatusBody, what: string): KubeApiError {
   let message = status.message ?? 'no message';
-  if (code === 401) message += ' (the cluster did not accept the credentials: check the service connection, or that the token is for this cluster)';
+  if (code === 401)
+    message +=
+      ' (the cluster did not accept the credentials: check the service connection, or that the token is for this cluster)';
   if (code === 403) message += ' (the identity lacks the Kubernetes RBAC rights for this; grant them in the namespace)';
   return new KubeApiError(code, status.reason ?? '', scrub(message), what);
 }

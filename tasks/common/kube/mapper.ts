@@ -1,5 +1,5 @@
 import type { KubeClient } from './client';
-import { groupVersionPath, wellKnownMapping, type ResourceMapping } from './objects';
+import { groupVersionPath, type ResourceMapping, wellKnownMapping } from './objects';
 
 interface APIResourceList {
   resources?: Array<{ name: string; kind: string; namespaced: boolean }>;

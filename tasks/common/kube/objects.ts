@@ -86,7 +86,9 @@ export function resourcePath(mapping: ResourceMapping, namespace: string | undef
   return `${groupVersionPath(mapping.apiVersion)}${ns}/${mapping.resource}${tail}`;
 }
 
-export function mappingOf(kind: 'Deployment' | 'ReplicaSet' | 'Pod' | 'Service' | 'Secret' | 'Namespace' | 'Event'): ResourceMapping {
+export function mappingOf(
+  kind: 'Deployment' | 'ReplicaSet' | 'Pod' | 'Service' | 'Secret' | 'Namespace' | 'Event',
+): ResourceMapping {
   const found = WELL_KNOWN.find((m) => m.kind === kind);
   if (!found) throw new Error(`no mapping for ${kind}`);
   return found;

@@ -49,7 +49,13 @@ export interface PodLike extends KubeObject {
     phase?: string;
     reason?: string;
     message?: string;
-    conditions?: Array<{ type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string }>;
+    conditions?: Array<{
+      type: string;
+      status: string;
+      reason?: string;
+      message?: string;
+      lastTransitionTime?: string;
+    }>;
     containerStatuses?: ContainerStatus[];
     initContainerStatuses?: ContainerStatus[];
   };
@@ -66,7 +72,13 @@ export interface EventLike extends KubeObject {
   series?: { count?: number };
 }
 
-const FATAL_WAITING = new Set(['ImagePullBackOff', 'InvalidImageName', 'CrashLoopBackOff', 'CreateContainerConfigError', 'CreateContainerError']);
+const FATAL_WAITING = new Set([
+  'ImagePullBackOff',
+  'InvalidImageName',
+  'CrashLoopBackOff',
+  'CreateContainerConfigError',
+  'CreateContainerError',
+]);
 const REPORTED_WAITING = new Set([...FATAL_WAITING, 'ErrImagePull']);
 
 function containerProblems(pod: string, status: ContainerStatus, init: boolean): PodProblem[] {
@@ -77,7 +89,16 @@ function containerProblems(pod: string, status: ContainerStatus, init: boolean):
   const terminated = status.state?.terminated;
   // An OOM kill shows as CrashLoopBackOff with the kill in lastState: the kill is the news.
   if (terminated?.reason === 'OOMKilled' || lastTerminated?.reason === 'OOMKilled') {
-    return [{ pod, container, reason: 'OOMKilled', message: `container ${container} was killed for using more memory than its limit (OOMKilled, exit code ${(terminated ?? lastTerminated)?.exitCode ?? 137}); raise the memory limit or lower the model's memory use`, fatal: restarts >= 1 || waiting?.reason === 'CrashLoopBackOff', restarts }];
+    return [
+      {
+        pod,
+        container,
+        reason: 'OOMKilled',
+        message: `container ${container} was killed for using more memory than its limit (OOMKilled, exit code ${(terminated ?? lastTerminated)?.exitCode ?? 137}); raise the memory limit or lower the model's memory use`,
+        fatal: restarts >= 1 || waiting?.reason === 'CrashLoopBackOff',
+        restarts,
+      },
+    ];
   }
   if (waiting?.reason && REPORTED_WAITING.has(waiting.reason)) {
     const reason = waiting.reason as PodProblemReason;
@@ -86,12 +107,22 @@ function containerProblems(pod: string, status: ContainerStatus, init: boolean):
       message += ` (last exit code ${lastTerminated.exitCode ?? '?'}${lastTerminated.reason ? `, ${lastTerminated.reason}` : ''}; ${restarts} restarts)`;
     }
     if (reason === 'ImagePullBackOff' || reason === 'ErrImagePull') {
-      message += '; check the image exists and that the cluster may pull it (AKS attached to the ACR, or an image pull secret)';
+      message +=
+        '; check the image exists and that the cluster may pull it (AKS attached to the ACR, or an image pull secret)';
     }
     return [{ pod, container, reason, message, fatal: FATAL_WAITING.has(reason), restarts }];
   }
   if (terminated && !init && terminated.reason !== 'Completed') {
-    return [{ pod, container, reason: 'Failed', message: `container ${container} terminated: ${terminated.reason ?? 'Error'} (exit code ${terminated.exitCode ?? '?'})${terminated.message ? `: ${terminated.message}` : ''}`, fatal: false, restarts }];
+    return [
+      {
+        pod,
+        container,
+        reason: 'Failed',
+        message: `container ${container} terminated: ${terminated.reason ?? 'Error'} (exit code ${terminated.exitCode ?? '?'})${terminated.message ? `: ${terminated.message}` : ''}`,
+        fatal: false,
+        restarts,
+      },
+    ];
   }
   return [];
 }
@@ -102,18 +133,37 @@ export function diagnosePod(pod: PodLike): PodProblem[] {
   const problems: PodProblem[] = [];
   const scheduled = status.conditions?.find((c) => c.type === 'PodScheduled');
   if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
-    problems.push({ pod: name, reason: 'Unschedulable', message: `pod cannot be scheduled: ${scheduled.message ?? 'no node fits'}; lower the resource requests or add nodes`, fatal: false, restarts: 0 });
+    problems.push({
+      pod: name,
+      reason: 'Unschedulable',
+      message: `pod cannot be scheduled: ${scheduled.message ?? 'no node fits'}; lower the resource requests or add nodes`,
+      fatal: false,
+      restarts: 0,
+    });
     return problems;
   }
   if (status.phase === 'Failed') {
-    problems.push({ pod: name, reason: 'Failed', message: `pod failed: ${status.reason ?? ''} ${status.message ?? ''}`.trim(), fatal: true, restarts: 0 });
+    problems.push({
+      pod: name,
+      reason: 'Failed',
+      message: `pod failed: ${status.reason ?? ''} ${status.message ?? ''}`.trim(),
+      fatal: true,
+      restarts: 0,
+    });
   }
   for (const s of status.initContainerStatuses ?? []) problems.push(...containerProblems(name, s, true));
   for (const s of status.containerStatuses ?? []) problems.push(...containerProblems(name, s, false));
   if (problems.length === 0 && status.phase === 'Running') {
     const notReady = (status.containerStatuses ?? []).filter((s) => s.state?.running && s.ready === false);
     for (const s of notReady) {
-      problems.push({ pod: name, container: s.name, reason: 'ReadinessFailing', message: `container ${s.name} is running but not ready (its readiness probe is failing)`, fatal: false, restarts: s.restartCount ?? 0 });
+      problems.push({
+        pod: name,
+        container: s.name,
+        reason: 'ReadinessFailing',
+        message: `container ${s.name} is running but not ready (its readiness probe is failing)`,
+        fatal: false,
+        restarts: s.restartCount ?? 0,
+      });
     }
   }
   return problems;
@@ -121,7 +171,8 @@ export function diagnosePod(pod: PodLike): PodProblem[] {
 
 /** Recent warning events for one object, newest last, as "Reason: message (×n)". */
 export function describeEvents(events: EventLike[], limit = 5): string[] {
-  const timeOf = (e: EventLike) => Date.parse(e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp ?? '') || 0;
+  const timeOf = (e: EventLike) =>
+    Date.parse(e.lastTimestamp ?? e.eventTime ?? e.metadata.creationTimestamp ?? '') || 0;
   return events
     .filter((e) => e.type !== 'Normal' || /Unhealthy|BackOff|Failed|Killing/.test(e.reason ?? ''))
     .sort((a, b) => timeOf(a) - timeOf(b))

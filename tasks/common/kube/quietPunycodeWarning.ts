@@ -9,6 +9,6 @@ process.emitWarning = function emitWarningExceptPunycode(warning: string | Error
   const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: string }).code : rest[1];
   if (code === 'DEP0040') return;
   (emitWarning as (...args: unknown[]) => void)(warning, ...rest);
-} as typeof process.emitWarning;
+};
 
 export {};

@@ -22,7 +22,12 @@ interface Condition {
 }
 
 export interface DeploymentLike extends KubeObject {
-  spec?: { replicas?: number; progressDeadlineSeconds?: number; template?: unknown; selector?: { matchLabels?: Record<string, string> } };
+  spec?: {
+    replicas?: number;
+    progressDeadlineSeconds?: number;
+    template?: unknown;
+    selector?: { matchLabels?: Record<string, string> };
+  };
   status?: {
     observedGeneration?: number;
     replicas?: number;
@@ -45,7 +50,12 @@ export function deploymentRolloutState(d: DeploymentLike): RolloutState {
   }
   const progressing = status.conditions?.find((c) => c.type === 'Progressing');
   if (progressing?.reason === 'ProgressDeadlineExceeded') {
-    return { done: false, failed: `deployment "${name}" exceeded its progress deadline${progressing.message ? `: ${progressing.message}` : ''}`, message: 'progress deadline exceeded', percent: 0 };
+    return {
+      done: false,
+      failed: `deployment "${name}" exceeded its progress deadline${progressing.message ? `: ${progressing.message}` : ''}`,
+      message: 'progress deadline exceeded',
+      percent: 0,
+    };
   }
   const desired = d.spec?.replicas ?? 1;
   const updated = status.updatedReplicas ?? 0;
@@ -53,29 +63,57 @@ export function deploymentRolloutState(d: DeploymentLike): RolloutState {
   const ready = status.readyReplicas ?? 0;
   const available = status.availableReplicas ?? 0;
   // Weight the three stages so the bar moves through the whole rollout, not only its first step.
-  const percent = Math.round((percentOf(updated, desired) + percentOf(Math.min(ready, updated), desired) + percentOf(Math.min(available, updated), desired)) / 3);
+  const percent = Math.round(
+    (percentOf(updated, desired) +
+      percentOf(Math.min(ready, updated), desired) +
+      percentOf(Math.min(available, updated), desired)) /
+      3,
+  );
   if (updated < desired) {
-    return { done: false, message: `Waiting for deployment "${name}" rollout to finish: ${updated} out of ${desired} new replicas have been updated...`, percent };
+    return {
+      done: false,
+      message: `Waiting for deployment "${name}" rollout to finish: ${updated} out of ${desired} new replicas have been updated...`,
+      percent,
+    };
   }
   if (total > updated) {
-    return { done: false, message: `Waiting for deployment "${name}" rollout to finish: ${total - updated} old replicas are pending termination...`, percent: Math.min(percent, 99) };
+    return {
+      done: false,
+      message: `Waiting for deployment "${name}" rollout to finish: ${total - updated} old replicas are pending termination...`,
+      percent: Math.min(percent, 99),
+    };
   }
   if (available < updated) {
     const readyNote = ready < updated ? ` (${ready} ready)` : '';
-    return { done: false, message: `Waiting for deployment "${name}" rollout to finish: ${available} of ${updated} updated replicas are available${readyNote}...`, percent };
+    return {
+      done: false,
+      message: `Waiting for deployment "${name}" rollout to finish: ${available} of ${updated} updated replicas are available${readyNote}...`,
+      percent,
+    };
   }
   return { done: true, message: `deployment "${name}" successfully rolled out`, percent: 100 };
 }
 
 export interface StatefulSetLike extends KubeObject {
   spec?: { replicas?: number; updateStrategy?: { type?: string; rollingUpdate?: { partition?: number } } };
-  status?: { observedGeneration?: number; replicas?: number; readyReplicas?: number; updatedReplicas?: number; currentRevision?: string; updateRevision?: string };
+  status?: {
+    observedGeneration?: number;
+    replicas?: number;
+    readyReplicas?: number;
+    updatedReplicas?: number;
+    currentRevision?: string;
+    updateRevision?: string;
+  };
 }
 
 export function statefulSetRolloutState(s: StatefulSetLike): RolloutState {
   const status = s.status ?? {};
   if (s.spec?.updateStrategy?.type === 'OnDelete') {
-    return { done: true, message: `statefulset "${s.metadata.name}" uses the OnDelete update strategy: its rollout cannot be watched`, percent: 100 };
+    return {
+      done: true,
+      message: `statefulset "${s.metadata.name}" uses the OnDelete update strategy: its rollout cannot be watched`,
+      percent: 100,
+    };
   }
   if (!status.observedGeneration || (s.metadata.generation ?? 0) > status.observedGeneration) {
     return { done: false, message: 'Waiting for statefulset spec update to be observed...', percent: 0 };
@@ -83,31 +121,60 @@ export function statefulSetRolloutState(s: StatefulSetLike): RolloutState {
   const desired = s.spec?.replicas ?? 1;
   const ready = status.readyReplicas ?? 0;
   if (ready < desired) {
-    return { done: false, message: `Waiting for ${desired - ready} pods to be ready...`, percent: percentOf(ready, desired) };
+    return {
+      done: false,
+      message: `Waiting for ${desired - ready} pods to be ready...`,
+      percent: percentOf(ready, desired),
+    };
   }
   const partition = s.spec?.updateStrategy?.rollingUpdate?.partition ?? 0;
   if (partition > 0) {
     const updated = status.updatedReplicas ?? 0;
     if (updated < desired - partition) {
-      return { done: false, message: `Waiting for partitioned roll out to finish: ${updated} out of ${desired - partition} new pods have been updated...`, percent: percentOf(updated, desired - partition) };
+      return {
+        done: false,
+        message: `Waiting for partitioned roll out to finish: ${updated} out of ${desired - partition} new pods have been updated...`,
+        percent: percentOf(updated, desired - partition),
+      };
     }
-    return { done: true, message: `partitioned roll out complete: ${updated} new pods have been updated...`, percent: 100 };
+    return {
+      done: true,
+      message: `partitioned roll out complete: ${updated} new pods have been updated...`,
+      percent: 100,
+    };
   }
   if (status.updateRevision !== status.currentRevision) {
-    return { done: false, message: `waiting for statefulset rolling update to complete ${status.updatedReplicas ?? 0} pods at revision ${status.updateRevision}...`, percent: percentOf(status.updatedReplicas ?? 0, desired) };
+    return {
+      done: false,
+      message: `waiting for statefulset rolling update to complete ${status.updatedReplicas ?? 0} pods at revision ${status.updateRevision}...`,
+      percent: percentOf(status.updatedReplicas ?? 0, desired),
+    };
   }
-  return { done: true, message: `statefulset rolling update complete ${status.currentRevision ? `${desired} pods at revision ${status.currentRevision}` : ''}...`, percent: 100 };
+  return {
+    done: true,
+    message: `statefulset rolling update complete ${status.currentRevision ? `${desired} pods at revision ${status.currentRevision}` : ''}...`,
+    percent: 100,
+  };
 }
 
 export interface DaemonSetLike extends KubeObject {
   spec?: { updateStrategy?: { type?: string } };
-  status?: { observedGeneration?: number; desiredNumberScheduled?: number; updatedNumberScheduled?: number; numberAvailable?: number };
+  status?: {
+    observedGeneration?: number;
+    desiredNumberScheduled?: number;
+    updatedNumberScheduled?: number;
+    numberAvailable?: number;
+  };
 }
 
 export function daemonSetRolloutState(ds: DaemonSetLike): RolloutState {
   const name = ds.metadata.name;
   if (ds.spec?.updateStrategy?.type === 'OnDelete') {
-    return { done: true, message: `daemon set "${name}" uses the OnDelete update strategy: its rollout cannot be watched`, percent: 100 };
+    return {
+      done: true,
+      message: `daemon set "${name}" uses the OnDelete update strategy: its rollout cannot be watched`,
+      percent: 100,
+    };
   }
   const status = ds.status ?? {};
   if ((ds.metadata.generation ?? 0) > (status.observedGeneration ?? 0)) {
@@ -117,10 +184,18 @@ export function daemonSetRolloutState(ds: DaemonSetLike): RolloutState {
   const updated = status.updatedNumberScheduled ?? 0;
   const available = status.numberAvailable ?? 0;
   if (updated < desired) {
-    return { done: false, message: `Waiting for daemon set "${name}" rollout to finish: ${updated} out of ${desired} new pods have been updated...`, percent: percentOf(updated, desired) };
+    return {
+      done: false,
+      message: `Waiting for daemon set "${name}" rollout to finish: ${updated} out of ${desired} new pods have been updated...`,
+      percent: percentOf(updated, desired),
+    };
   }
   if (available < desired) {
-    return { done: false, message: `Waiting for daemon set "${name}" rollout to finish: ${available} of ${desired} updated pods are available...`, percent: percentOf(available, desired) };
+    return {
+      done: false,
+      message: `Waiting for daemon set "${name}" rollout to finish: ${available} of ${desired} updated pods are available...`,
+      percent: percentOf(available, desired),
+    };
   }
   return { done: true, message: `daemon set "${name}" successfully rolled out`, percent: 100 };
 }
@@ -129,11 +204,11 @@ export function daemonSetRolloutState(ds: DaemonSetLike): RolloutState {
 export function rolloutStateOf(obj: KubeObject): RolloutState | undefined {
   switch (obj.kind) {
     case 'Deployment':
-      return deploymentRolloutState(obj as DeploymentLike);
+      return deploymentRolloutState(obj);
     case 'StatefulSet':
-      return statefulSetRolloutState(obj as StatefulSetLike);
+      return statefulSetRolloutState(obj);
     case 'DaemonSet':
-      return daemonSetRolloutState(obj as DaemonSetLike);
+      return daemonSetRolloutState(obj);
     default:
       return undefined;
   }

@@ -1,6 +1,6 @@
 import { TaskError } from '../errors';
 import { registerSecret, scrub } from '../secrets';
-import { requestBuffered, type BufferedResponse } from './http';
+import { type BufferedResponse, requestBuffered } from './http';
 
 /**
  * Registry auth as docker and go-containerregistry do it: ping `/v2/`, read the
@@ -72,7 +72,10 @@ export function pushScope(repository: string): string {
 }
 
 export class RegistryAuthError extends TaskError {
-  constructor(message: string, readonly status: number) {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
     super(message);
     this.name = 'RegistryAuthError';
   }
@@ -106,7 +109,10 @@ export class RegistryAuth {
     if (!challenge) return undefined;
     if (challenge.scheme === 'basic') return this.basicHeader();
     if (challenge.scheme === 'bearer') return `Bearer ${await this.bearerToken(challenge, scopes)}`;
-    throw new RegistryAuthError(`Registry ${this.host} asks for '${challenge.scheme}' authentication, which is not supported (basic and bearer are).`, 401);
+    throw new RegistryAuthError(
+      `Registry ${this.host} asks for '${challenge.scheme}' authentication, which is not supported (basic and bearer are).`,
+      401,
+    );
   }
 
   /**
@@ -130,7 +136,9 @@ export class RegistryAuth {
       return;
     }
     if (res.status !== 401) {
-      throw new TaskError(`Registry ${this.host} did not answer like a container registry: GET /v2/ gave HTTP ${res.status}. Check the registry address.`);
+      throw new TaskError(
+        `Registry ${this.host} did not answer like a container registry: GET /v2/ gave HTTP ${res.status}. Check the registry address.`,
+      );
     }
     const [challenge] = parseChallenges(res.header('www-authenticate'));
     this.challenge = challenge ?? { scheme: 'basic', params: {} };
@@ -138,11 +146,18 @@ export class RegistryAuth {
 
   private basicHeader(): string {
     const c = this.credential;
-    if (c.kind === 'basic') return `Basic ${registerSecret(Buffer.from(`${c.username}:${c.password}`).toString('base64'))}`;
+    if (c.kind === 'basic')
+      return `Basic ${registerSecret(Buffer.from(`${c.username}:${c.password}`).toString('base64'))}`;
     if (c.kind === 'anonymous') {
-      throw new RegistryAuthError(`Registry ${this.host} needs a user name and password, and none was given. Use a Docker registry service connection for ${this.host}.`, 401);
+      throw new RegistryAuthError(
+        `Registry ${this.host} needs a user name and password, and none was given. Use a Docker registry service connection for ${this.host}.`,
+        401,
+      );
     }
-    throw new RegistryAuthError(`Registry ${this.host} asks for basic authentication, which an Azure Resource Manager connection cannot give. Use a Docker registry service connection for ${this.host}.`, 401);
+    throw new RegistryAuthError(
+      `Registry ${this.host} asks for basic authentication, which an Azure Resource Manager connection cannot give. Use a Docker registry service connection for ${this.host}.`,
+      401,
+    );
   }
 
   private async bearerToken(challenge: Challenge, scopes: readonly string[]): Promise<string> {
@@ -150,9 +165,16 @@ export class RegistryAuth {
     const cached = this.tokens.get(key);
     if (cached && cached.expiresAt - 30_000 > this.now()) return cached.token;
     const realm = challenge.params.realm;
-    if (!realm) throw new RegistryAuthError(`Registry ${this.host} asked for a bearer token but named no token service (realm).`, 401);
+    if (!realm)
+      throw new RegistryAuthError(
+        `Registry ${this.host} asked for a bearer token but named no token service (realm).`,
+        401,
+      );
     const service = challenge.params.service ?? this.host;
-    const token = this.credential.kind === 'entra' ? await this.entraRegistryToken(realm, service, scopes) : await this.distributionToken(realm, service, scopes);
+    const token =
+      this.credential.kind === 'entra'
+        ? await this.entraRegistryToken(realm, service, scopes)
+        : await this.distributionToken(realm, service, scopes);
     this.tokens.set(key, token);
     return token.token;
   }
@@ -177,7 +199,12 @@ export class RegistryAuth {
       const form = new URLSearchParams({ grant_type: 'access_token', service, access_token: entraToken });
       if (c.tenantId) form.set('tenant', c.tenantId);
       const exchangeUrl = new URL('/oauth2/exchange', realmUrl);
-      const res = await requestBuffered({ method: 'POST', url: exchangeUrl, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()) });
+      const res = await requestBuffered({
+        method: 'POST',
+        url: exchangeUrl,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: Buffer.from(form.toString()),
+      });
       if (res.status !== 200) {
         throw new RegistryAuthError(
           `Registry ${this.host} refused the Entra ID token of ${c.source} at /oauth2/exchange (HTTP ${res.status}${errorDetail(res)}). Check that the registry is an Azure Container Registry and that the service connection's identity has the AcrPush role on it.`,
@@ -185,19 +212,39 @@ export class RegistryAuth {
         );
       }
       const body = parseJson(res.body) as { refresh_token?: string };
-      if (!body.refresh_token) throw new RegistryAuthError(`Registry ${this.host} answered /oauth2/exchange with no refresh token.`, res.status);
+      if (!body.refresh_token)
+        throw new RegistryAuthError(
+          `Registry ${this.host} answered /oauth2/exchange with no refresh token.`,
+          res.status,
+        );
       this.refreshToken = registerSecret(body.refresh_token);
     }
-    const form = new URLSearchParams({ grant_type: 'refresh_token', service, scope: scopes.join(' '), refresh_token: this.refreshToken });
-    const res = await requestBuffered({ method: 'POST', url: realmUrl, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()) });
+    const form = new URLSearchParams({
+      grant_type: 'refresh_token',
+      service,
+      scope: scopes.join(' '),
+      refresh_token: this.refreshToken,
+    });
+    const res = await requestBuffered({
+      method: 'POST',
+      url: realmUrl,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: Buffer.from(form.toString()),
+    });
     return this.tokenFrom(res, realmUrl, 'access_token');
   }
 
   private tokenFrom(res: BufferedResponse, url: URL, field: 'token' | 'access_token'): CachedToken {
     if (res.status === 401 || res.status === 403) {
-      throw new RegistryAuthError(`Registry ${this.host} refused ${describeCredential(this.credential)} (HTTP ${res.status} from its token service ${url.origin}${url.pathname}${errorDetail(res)}). Check the user name and password, or the identity's permissions on the repository.`, res.status);
+      throw new RegistryAuthError(
+        `Registry ${this.host} refused ${describeCredential(this.credential)} (HTTP ${res.status} from its token service ${url.origin}${url.pathname}${errorDetail(res)}). Check the user name and password, or the identity's permissions on the repository.`,
+        res.status,
+      );
     }
-    if (res.status !== 200) throw new TaskError(`The token service of registry ${this.host} (${url.origin}${url.pathname}) answered HTTP ${res.status}${errorDetail(res)}.`);
+    if (res.status !== 200)
+      throw new TaskError(
+        `The token service of registry ${this.host} (${url.origin}${url.pathname}) answered HTTP ${res.status}${errorDetail(res)}.`,
+      );
     const body = parseJson(res.body) as { token?: string; access_token?: string; expires_in?: number };
     const token = body[field] ?? body.token ?? body.access_token;
     if (!token) throw new TaskError(`The token service of registry ${this.host} answered with no token.`);
@@ -226,7 +273,8 @@ export function errorDetail(res: { body?: Buffer }): string {
   let detail = text;
   try {
     const parsed = JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> };
-    if (parsed.errors?.length) detail = parsed.errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
+    if (parsed.errors?.length)
+      detail = parsed.errors.map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
   } catch {
     /* plain text */
   }

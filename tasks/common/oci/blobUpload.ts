@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
-import { TaskError, errorMessage } from '../errors';
-import { backoffDelay, isTransientError, isTransientStatus, TransientHttpError, parseRetryAfter } from '../retry';
+
+import { errorMessage, TaskError } from '../errors';
+import { backoffDelay, isTransientError, isTransientStatus, parseRetryAfter, TransientHttpError } from '../retry';
 import { scrub } from '../secrets';
 import { errorDetail, pushScope } from './auth';
 import { discard, readBody, type StreamedResponse } from './http';
@@ -14,7 +15,9 @@ import type { RegistryClient } from './registry';
  */
 
 /** A blob to push: small ones as bytes, layers as a reader of any byte range (so a chunk can be sent again). */
-export type BlobSource = { digest: string; size: number } & ({ open(start: number, end: number): Readable } | { bytes: Buffer });
+export type BlobSource = { digest: string; size: number } & (
+  { open(start: number, end: number): Readable } | { bytes: Buffer }
+);
 
 export interface PushBlobOptions {
   /** Repositories on the same registry that hold the blob (the base image's). */
@@ -53,39 +56,64 @@ function offsetFromRange(range: string | undefined): number | undefined {
   return last === 0 ? 0 : last + 1;
 }
 
-export async function pushBlob(client: RegistryClient, repository: string, blob: BlobSource, opts: PushBlobOptions = {}): Promise<PushBlobResult> {
+export async function pushBlob(
+  client: RegistryClient,
+  repository: string,
+  blob: BlobSource,
+  opts: PushBlobOptions = {},
+): Promise<PushBlobResult> {
   const scopes = [pushScope(repository)];
-  if ((await client.blobSize(repository, blob.digest, scopes)) !== undefined) return { outcome: 'exists', bytesSent: 0, restarts: 0, resumes: 0 };
+  if ((await client.blobSize(repository, blob.digest, scopes)) !== undefined)
+    return { outcome: 'exists', bytesSent: 0, restarts: 0, resumes: 0 };
   for (const from of opts.mountFrom ?? []) {
-    if (from !== repository && (await client.mountBlob(repository, blob.digest, from))) return { outcome: 'mounted', bytesSent: 0, restarts: 0, resumes: 0 };
+    if (from !== repository && (await client.mountBlob(repository, blob.digest, from)))
+      return { outcome: 'mounted', bytesSent: 0, restarts: 0, resumes: 0 };
   }
   return 'bytes' in blob ? uploadMonolithic(client, repository, blob) : uploadChunked(client, repository, blob, opts);
 }
 
 async function startUpload(client: RegistryClient, repository: string): Promise<URL> {
   const what = `start blob upload in ${repository}`;
-  const res = await client.sendWithRetry({ method: 'POST', path: `/v2/${repository}/blobs/uploads/`, scopes: [pushScope(repository)], what });
+  const res = await client.sendWithRetry({
+    method: 'POST',
+    path: `/v2/${repository}/blobs/uploads/`,
+    scopes: [pushScope(repository)],
+    what,
+  });
   if (res.status !== 202) return client.unexpected(res, what);
   discard(res);
   const location = res.header('location');
-  if (!location) throw new TaskError(`Registry ${client.registry} started an upload in ${repository} but gave no Location.`);
+  if (!location)
+    throw new TaskError(`Registry ${client.registry} started an upload in ${repository} but gave no Location.`);
   return new URL(location, client.baseUrl);
 }
 
 function checkCommitted(client: RegistryClient, res: StreamedResponse, digest: string): void {
   const answered = res.header('docker-content-digest');
-  if (answered && answered !== digest) throw new TaskError(`Registry ${client.registry} stored a blob as ${answered} where ${digest} was sent.`);
+  if (answered && answered !== digest)
+    throw new TaskError(`Registry ${client.registry} stored a blob as ${answered} where ${digest} was sent.`);
 }
 
 /** Small blobs (configs): POST, then one PUT carrying the bytes. */
-async function uploadMonolithic(client: RegistryClient, repository: string, blob: { digest: string; size: number; bytes: Buffer }): Promise<PushBlobResult> {
+async function uploadMonolithic(
+  client: RegistryClient,
+  repository: string,
+  blob: { digest: string; size: number; bytes: Buffer },
+): Promise<PushBlobResult> {
   const what = `upload blob ${blob.digest} to ${repository}`;
   let bytesSent = 0;
   for (let attempt = 1; ; attempt++) {
     try {
       const location = await startUpload(client, repository);
       bytesSent += blob.bytes.length;
-      const put = await client.send({ method: 'PUT', path: withDigestParam(location, blob.digest), scopes: [pushScope(repository)], headers: { 'content-type': 'application/octet-stream' }, body: blob.bytes, what });
+      const put = await client.send({
+        method: 'PUT',
+        path: withDigestParam(location, blob.digest),
+        scopes: [pushScope(repository)],
+        headers: { 'content-type': 'application/octet-stream' },
+        body: blob.bytes,
+        what,
+      });
       if (put.status === 201 || put.status === 204) {
         checkCommitted(client, put, blob.digest);
         discard(put);
@@ -93,7 +121,11 @@ async function uploadMonolithic(client: RegistryClient, repository: string, blob
       }
       if (isTransientStatus(put.status)) {
         discard(put);
-        throw new TransientHttpError(put.status, `${what} answered HTTP ${put.status}`, parseRetryAfter(put.header('retry-after')));
+        throw new TransientHttpError(
+          put.status,
+          `${what} answered HTTP ${put.status}`,
+          parseRetryAfter(put.header('retry-after')),
+        );
       }
       return client.unexpected(put, what);
     } catch (err) {
@@ -107,7 +139,12 @@ async function uploadMonolithic(client: RegistryClient, repository: string, blob
  * Large blobs (layers) from a file: PATCH chunk by chunk. Every failure costs one of
  * `maxFailures`; the session's Range says how much the registry kept, so only the rest is sent.
  */
-async function uploadChunked(client: RegistryClient, repository: string, blob: { digest: string; size: number; open(start: number, end: number): Readable }, opts: PushBlobOptions): Promise<PushBlobResult> {
+async function uploadChunked(
+  client: RegistryClient,
+  repository: string,
+  blob: { digest: string; size: number; open(start: number, end: number): Readable },
+  opts: PushBlobOptions,
+): Promise<PushBlobResult> {
   const scopes = [pushScope(repository)];
   const what = `upload blob ${blob.digest} to ${repository}`;
   const chunkSize = opts.chunkSize && opts.chunkSize > 0 ? opts.chunkSize : blob.size;
@@ -123,8 +160,14 @@ async function uploadChunked(client: RegistryClient, repository: string, blob: {
   const fail = async (err: unknown): Promise<void> => {
     failures++;
     if (!isTransientError(err) || failures >= maxFailures) throw err;
-    const delay = backoffDelay(failures, client.retry, err instanceof TransientHttpError ? err.retryAfterMs : undefined);
-    console.log(`${what} failed at byte ${offset} (failure ${failures}/${maxFailures}): ${scrub(errorMessage(err))}; retrying in ${Math.round(delay)} ms`);
+    const delay = backoffDelay(
+      failures,
+      client.retry,
+      err instanceof TransientHttpError ? err.retryAfterMs : undefined,
+    );
+    console.log(
+      `${what} failed at byte ${offset} (failure ${failures}/${maxFailures}): ${scrub(errorMessage(err))}; retrying in ${Math.round(delay)} ms`,
+    );
     await sleep(delay);
   };
 
@@ -183,9 +226,17 @@ async function uploadChunked(client: RegistryClient, repository: string, blob: {
           continue;
         }
         const body = await readBody(res).catch(() => Buffer.alloc(0));
-        if (isTransientStatus(res.status)) throw new TransientHttpError(res.status, `PATCH answered HTTP ${res.status}${errorDetail({ body })}`, parseRetryAfter(res.header('retry-after')));
-        if (res.status === 404 || res.status === 416 || res.status === 400) throw new TransientHttpError(res.status, `PATCH answered HTTP ${res.status}${errorDetail({ body })}`);
-        throw new TaskError(`Registry ${client.registry}: ${what} failed with HTTP ${res.status}${errorDetail({ body })}.`);
+        if (isTransientStatus(res.status))
+          throw new TransientHttpError(
+            res.status,
+            `PATCH answered HTTP ${res.status}${errorDetail({ body })}`,
+            parseRetryAfter(res.header('retry-after')),
+          );
+        if (res.status === 404 || res.status === 416 || res.status === 400)
+          throw new TransientHttpError(res.status, `PATCH answered HTTP ${res.status}${errorDetail({ body })}`);
+        throw new TaskError(
+          `Registry ${client.registry}: ${what} failed with HTTP ${res.status}${errorDetail({ body })}.`,
+        );
       } catch (err) {
         opts.onRetract?.(sentInChunk);
         await fail(err);
@@ -194,7 +245,12 @@ async function uploadChunked(client: RegistryClient, repository: string, blob: {
     }
 
     try {
-      const res = await client.send({ method: 'PUT', path: withDigestParam(location, blob.digest), scopes, what: `commit ${what}` });
+      const res = await client.send({
+        method: 'PUT',
+        path: withDigestParam(location, blob.digest),
+        scopes,
+        what: `commit ${what}`,
+      });
       if (res.status === 201 || res.status === 204) {
         checkCommitted(client, res, blob.digest);
         discard(res);
@@ -202,14 +258,24 @@ async function uploadChunked(client: RegistryClient, repository: string, blob: {
       }
       const body = await readBody(res).catch(() => Buffer.alloc(0));
       if (res.status === 400 && /DIGEST_INVALID|digest did not match/i.test(body.toString())) {
-        throw new TaskError(`Registry ${client.registry} says the bytes of ${blob.digest} it received do not match their digest; the layer file may have changed on disk.`);
+        throw new TaskError(
+          `Registry ${client.registry} says the bytes of ${blob.digest} it received do not match their digest; the layer file may have changed on disk.`,
+        );
       }
-      if (isTransientStatus(res.status) || res.status === 404) throw new TransientHttpError(res.status, `PUT answered HTTP ${res.status}${errorDetail({ body })}`, parseRetryAfter(res.header('retry-after')));
-      throw new TaskError(`Registry ${client.registry}: commit of ${what} failed with HTTP ${res.status}${errorDetail({ body })}.`);
+      if (isTransientStatus(res.status) || res.status === 404)
+        throw new TransientHttpError(
+          res.status,
+          `PUT answered HTTP ${res.status}${errorDetail({ body })}`,
+          parseRetryAfter(res.header('retry-after')),
+        );
+      throw new TaskError(
+        `Registry ${client.registry}: commit of ${what} failed with HTTP ${res.status}${errorDetail({ body })}.`,
+      );
     } catch (err) {
       await fail(err);
       // A PUT that failed on the way back may still have committed the blob.
-      if ((await client.blobSize(repository, blob.digest, scopes)) !== undefined) return { outcome: 'uploaded', bytesSent, restarts, resumes };
+      if ((await client.blobSize(repository, blob.digest, scopes)) !== undefined)
+        return { outcome: 'uploaded', bytesSent, restarts, resumes };
       await recover();
     }
   }

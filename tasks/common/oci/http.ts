@@ -62,11 +62,21 @@ export function sendRequest(req: HttpRequest): Promise<StreamedResponse> {
       req.url,
       { method: req.method, headers, agent: isHttps ? agents.https : agents.http },
       (res) => {
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, url: req.url, header: (n) => headerOf(res.headers, n), stream: res });
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          url: req.url,
+          header: (n) => headerOf(res.headers, n),
+          stream: res,
+        });
       },
     );
     const timeout = req.timeoutMs ?? 120_000;
-    request.setTimeout(timeout, () => request.destroy(Object.assign(new Error(`no answer from ${req.url.host} within ${timeout} ms`), { code: 'ETIMEDOUT' })));
+    request.setTimeout(timeout, () =>
+      request.destroy(
+        Object.assign(new Error(`no answer from ${req.url.host} within ${timeout} ms`), { code: 'ETIMEDOUT' }),
+      ),
+    );
     request.on('error', reject);
     if (Buffer.isBuffer(body)) request.end(body);
     else if (body) {

@@ -1,5 +1,6 @@
 import * as crypto from 'node:crypto';
-import { configMediaTypeOf, familyOf, MediaType, type ManifestFamily } from './mediaTypes';
+
+import { configMediaTypeOf, familyOf, type ManifestFamily, MediaType } from './mediaTypes';
 
 /**
  * Image mutation with no I/O: appending a layer updates `manifest.layers`,
@@ -92,7 +93,9 @@ export function checkImage(image: Image): void {
   const diffIds = image.config.rootfs?.diff_ids;
   if (!Array.isArray(diffIds)) throw new Error('the image config has no rootfs.diff_ids');
   if (diffIds.length !== image.manifest.layers.length) {
-    throw new Error(`the image config lists ${diffIds.length} layer diff IDs but the manifest has ${image.manifest.layers.length} layers`);
+    throw new Error(
+      `the image config lists ${diffIds.length} layer diff IDs but the manifest has ${image.manifest.layers.length} layers`,
+    );
   }
 }
 
@@ -152,7 +155,8 @@ export function mutateConfig(image: Image, changes: ConfigChanges): Image {
     for (const p of changes.exposedPorts) ports[normalisePort(p)] = {};
     container.ExposedPorts = ports;
   }
-  if (changes.labels && Object.keys(changes.labels).length) container.Labels = { ...(container.Labels ?? {}), ...changes.labels };
+  if (changes.labels && Object.keys(changes.labels).length)
+    container.Labels = { ...(container.Labels ?? {}), ...changes.labels };
   config.config = container;
   if (changes.created !== undefined) config.created = changes.created;
   if (changes.history) config.history = [...(config.history ?? []), { ...changes.history, empty_layer: true }];
@@ -189,9 +193,19 @@ export function serializeImage(image: Image): SerializedImage {
   };
   const manifest: ImageManifest = { ...image.manifest, mediaType: image.manifestMediaType, config: configDescriptor };
   // schemaVersion and mediaType first, as registries and other clients write them.
-  const ordered: ImageManifest = Object.assign({ schemaVersion: 2 as const, mediaType: image.manifestMediaType }, manifest);
+  const ordered: ImageManifest = Object.assign(
+    { schemaVersion: 2 as const, mediaType: image.manifestMediaType },
+    manifest,
+  );
   const manifestBytes = Buffer.from(JSON.stringify(ordered));
-  return { configBytes, configDescriptor, manifestBytes, manifestDigest: sha256Digest(manifestBytes), manifestMediaType: image.manifestMediaType, manifest: ordered };
+  return {
+    configBytes,
+    configDescriptor,
+    manifestBytes,
+    manifestDigest: sha256Digest(manifestBytes),
+    manifestMediaType: image.manifestMediaType,
+    manifest: ordered,
+  };
 }
 
 export function platformOf(config: ImageConfig): Platform {
@@ -218,7 +232,13 @@ function variantMatches(wanted: Platform, candidate: Platform): boolean {
 
 /** The index entry for the platform, or undefined; entries without a platform are skipped (attestations). */
 export function selectPlatform(index: ImageIndex, wanted: Platform): Descriptor | undefined {
-  return index.manifests.find((m) => m.platform && m.platform.os === wanted.os && m.platform.architecture === wanted.architecture && variantMatches(wanted, m.platform));
+  return index.manifests.find(
+    (m) =>
+      m.platform &&
+      m.platform.os === wanted.os &&
+      m.platform.architecture === wanted.architecture &&
+      variantMatches(wanted, m.platform),
+  );
 }
 
 const DOCKER_TO_OCI_LAYER: Record<string, string> = {

@@ -1,4 +1,4 @@
-import type { RegistryClient, FetchedManifest } from './registry';
+import type { FetchedManifest, RegistryClient } from './registry';
 
 /**
  * Where a base image is read from: a registry repository or an OCI image layout folder.

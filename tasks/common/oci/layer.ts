@@ -1,9 +1,10 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
+
 import type { LayerCompression } from './mediaTypes';
 import { TarArchive, type TarEntry, type TarOwnership } from './tar';
 
@@ -69,7 +70,11 @@ export async function writeLayer(opts: WriteLayerOptions): Promise<BuiltLayer> {
   const fileCount = opts.entries.filter((e) => e.kind === 'file').length;
   const tarHash = new HashingCounter(opts.onBytes);
   if (opts.compression === 'none') {
-    await pipeline(Readable.from(archive.read(0, archive.size, 1 << 20, opts.onFileBytes), { objectMode: false }), tarHash, new Writable({ write: (_chunk, _enc, done) => done() }));
+    await pipeline(
+      Readable.from(archive.read(0, archive.size, 1 << 20, opts.onFileBytes), { objectMode: false }),
+      tarHash,
+      new Writable({ write: (_chunk, _enc, done) => done() }),
+    );
     const digest = tarHash.digest();
     return {
       open: (start, end) => Readable.from(archive.read(start, end), { objectMode: false }),
@@ -88,11 +93,26 @@ export async function writeLayer(opts: WriteLayerOptions): Promise<BuiltLayer> {
     const storedHash = new HashingCounter();
     // Node's gzip header has mtime 0 and a fixed OS byte, so equal input gives equal bytes.
     const gzip = zlib.createGzip({ level: opts.gzipLevel ?? 6, chunkSize: 1 << 20 });
-    await pipeline(Readable.from(archive.read(0, archive.size, 1 << 20, opts.onFileBytes), { objectMode: false }), tarHash, gzip, storedHash, out);
+    await pipeline(
+      Readable.from(archive.read(0, archive.size, 1 << 20, opts.onFileBytes), { objectMode: false }),
+      tarHash,
+      gzip,
+      storedHash,
+      out,
+    );
     const digest = storedHash.digest();
     const file = path.join(opts.workDir, `${digest.replace(':', '-')}.layer`);
     fs.renameSync(temp, file);
-    return { file, open: fileRange(file), digest, size: storedHash.bytes, diffId: tarHash.digest(), uncompressedSize: tarHash.bytes, compression: 'gzip', fileCount };
+    return {
+      file,
+      open: fileRange(file),
+      digest,
+      size: storedHash.bytes,
+      diffId: tarHash.digest(),
+      uncompressedSize: tarHash.bytes,
+      compression: 'gzip',
+      fileCount,
+    };
   } catch (err) {
     out.destroy();
     fs.rmSync(temp, { force: true });

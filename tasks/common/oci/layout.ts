@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+
 import { TaskError } from '../errors';
 import { tempPathBeside } from '../fsutil';
 import type { Descriptor, ImageIndex } from './image';
@@ -38,18 +39,30 @@ export function readLayoutIndex(dir: string): ImageIndex | undefined {
 
 export async function writeOciLayout(
   dir: string,
-  image: { manifestBytes: Buffer; manifestDigest: string; manifestMediaType: string; blobs: LayoutBlob[]; refNames: string[]; annotations?: Record<string, string> },
+  image: {
+    manifestBytes: Buffer;
+    manifestDigest: string;
+    manifestMediaType: string;
+    blobs: LayoutBlob[];
+    refNames: string[];
+    annotations?: Record<string, string>;
+  },
 ): Promise<void> {
   if (fs.existsSync(dir)) {
-    if (!fs.statSync(dir).isDirectory()) throw new TaskError(`${dir} exists and is not a folder; give a folder for the OCI layout.`);
+    if (!fs.statSync(dir).isDirectory())
+      throw new TaskError(`${dir} exists and is not a folder; give a folder for the OCI layout.`);
     const entries = fs.readdirSync(dir);
-    if (entries.length > 0 && !entries.includes('oci-layout')) throw new TaskError(`${dir} is not empty and is not an OCI image layout; give an empty or new folder.`);
+    if (entries.length > 0 && !entries.includes('oci-layout'))
+      throw new TaskError(`${dir} is not empty and is not an OCI image layout; give an empty or new folder.`);
   }
   fs.mkdirSync(path.join(dir, 'blobs', 'sha256'), { recursive: true });
   const layoutFile = path.join(dir, 'oci-layout');
   if (!fs.existsSync(layoutFile)) fs.writeFileSync(layoutFile, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
 
-  for (const blob of [...image.blobs, { digest: image.manifestDigest, size: image.manifestBytes.length, bytes: image.manifestBytes }]) {
+  for (const blob of [
+    ...image.blobs,
+    { digest: image.manifestDigest, size: image.manifestBytes.length, bytes: image.manifestBytes },
+  ]) {
     const target = blobPath(dir, blob.digest);
     if (fs.existsSync(target) && fs.statSync(target).size === blob.size) continue;
     const temp = tempPathBeside(target);
@@ -58,7 +71,10 @@ export async function writeOciLayout(
       else if (blob.open) await pipeline(blob.open(), fs.createWriteStream(temp));
       else if (blob.download) await blob.download(temp);
       else throw new Error(`no source for blob ${blob.digest}`);
-      if (fs.statSync(temp).size !== blob.size) throw new TaskError(`Blob ${blob.digest} for the OCI layout has ${fs.statSync(temp).size} bytes, not ${blob.size}.`);
+      if (fs.statSync(temp).size !== blob.size)
+        throw new TaskError(
+          `Blob ${blob.digest} for the OCI layout has ${fs.statSync(temp).size} bytes, not ${blob.size}.`,
+        );
       fs.renameSync(temp, target);
     } catch (err) {
       fs.rmSync(temp, { force: true });
@@ -73,7 +89,9 @@ export async function writeOciLayout(
     mediaType: image.manifestMediaType,
     digest: image.manifestDigest,
     size: image.manifestBytes.length,
-    ...(ref || image.annotations ? { annotations: { ...(image.annotations ?? {}), ...(ref ? { [REF_NAME]: ref } : {}) } } : {}),
+    ...(ref || image.annotations
+      ? { annotations: { ...(image.annotations ?? {}), ...(ref ? { [REF_NAME]: ref } : {}) } }
+      : {}),
   }));
   index.manifests.push(...entries);
   const indexFile = path.join(dir, 'index.json');

@@ -19,7 +19,12 @@ export type ManifestFamily = 'oci' | 'docker';
 export type LayerCompression = 'gzip' | 'none';
 
 /** What a registry may answer a manifest GET with, in our order of preference. */
-export const MANIFEST_ACCEPT = [MediaType.ociIndex, MediaType.dockerManifestList, MediaType.ociManifest, MediaType.dockerManifest].join(', ');
+export const MANIFEST_ACCEPT = [
+  MediaType.ociIndex,
+  MediaType.dockerManifestList,
+  MediaType.ociManifest,
+  MediaType.dockerManifest,
+].join(', ');
 
 export function isIndexMediaType(mediaType: string | undefined): boolean {
   return mediaType === MediaType.ociIndex || mediaType === MediaType.dockerManifestList;
@@ -30,7 +35,9 @@ export function isImageManifestMediaType(mediaType: string | undefined): boolean
 }
 
 export function familyOf(manifestMediaType: string): ManifestFamily {
-  return manifestMediaType === MediaType.dockerManifest || manifestMediaType === MediaType.dockerManifestList ? 'docker' : 'oci';
+  return manifestMediaType === MediaType.dockerManifest || manifestMediaType === MediaType.dockerManifestList
+    ? 'docker'
+    : 'oci';
 }
 
 export function manifestMediaTypeOf(family: ManifestFamily): string {

@@ -17,7 +17,10 @@ export interface ImageReference {
 }
 
 export class InvalidReferenceError extends Error {
-  constructor(readonly reference: string, readonly problem: string) {
+  constructor(
+    readonly reference: string,
+    readonly problem: string,
+  ) {
     super(`'${reference}' is not a valid image reference: ${problem}`);
     this.name = 'InvalidReferenceError';
   }
@@ -26,7 +29,8 @@ export class InvalidReferenceError extends Error {
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DIGEST = /^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
-const HOST = /^(?:localhost|\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::\d{1,5})?$/;
+const HOST =
+  /^(?:localhost|\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::\d{1,5})?$/;
 
 export function isValidTag(tag: string): boolean {
   return TAG.test(tag);
@@ -38,7 +42,10 @@ export function isValidDigest(digest: string): boolean {
 
 /** Turns free text (a model version such as "2024/05 rc1") into a valid tag, or undefined when nothing is left. */
 export function sanitizeTag(text: string): string | undefined {
-  const cleaned = text.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[.-]+/, '').slice(0, 128);
+  const cleaned = text
+    .replace(/[^A-Za-z0-9_.-]+/g, '-')
+    .replace(/^[.-]+/, '')
+    .slice(0, 128);
   return cleaned && TAG.test(cleaned) ? cleaned : undefined;
 }
 
@@ -53,14 +60,19 @@ function splitRegistry(name: string): { registry: string; path: string } {
 
 function checkRepository(input: string, registry: string, repoPath: string): string {
   if (!repoPath) throw new InvalidReferenceError(input, 'the repository name is missing.');
-  if (repoPath !== repoPath.toLowerCase()) throw new InvalidReferenceError(input, 'repository names must be lowercase.');
+  if (repoPath !== repoPath.toLowerCase())
+    throw new InvalidReferenceError(input, 'repository names must be lowercase.');
   for (const component of repoPath.split('/')) {
     if (!COMPONENT.test(component)) {
-      throw new InvalidReferenceError(input, `'${component}' is not a valid repository path component (lowercase letters, digits, and . _ - between them).`);
+      throw new InvalidReferenceError(
+        input,
+        `'${component}' is not a valid repository path component (lowercase letters, digits, and . _ - between them).`,
+      );
     }
   }
   if (registry === DOCKER_HUB && !repoPath.includes('/')) return `library/${repoPath}`;
-  if (repoPath.length > 255) throw new InvalidReferenceError(input, 'the repository name is longer than 255 characters.');
+  if (repoPath.length > 255)
+    throw new InvalidReferenceError(input, 'the repository name is longer than 255 characters.');
   return repoPath;
 }
 
@@ -68,24 +80,31 @@ export function parseReference(input: string): ImageReference {
   const text = input.trim();
   if (!text) throw new InvalidReferenceError(input, 'it is empty.');
   if (/\s/.test(text)) throw new InvalidReferenceError(input, 'it contains spaces.');
-  if (/^[a-z]+:\/\//i.test(text)) throw new InvalidReferenceError(input, 'leave out the URL scheme (write registry/repository:tag).');
+  if (/^[a-z]+:\/\//i.test(text))
+    throw new InvalidReferenceError(input, 'leave out the URL scheme (write registry/repository:tag).');
   let rest = text;
   let digest: string | undefined;
   const at = rest.indexOf('@');
   if (at >= 0) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!DIGEST.test(digest)) throw new InvalidReferenceError(input, `'${digest}' is not a digest (sha256: and 64 lowercase hex digits).`);
+    if (!DIGEST.test(digest))
+      throw new InvalidReferenceError(input, `'${digest}' is not a digest (sha256: and 64 lowercase hex digits).`);
   }
   const { registry, path: afterRegistry } = splitRegistry(rest);
-  if (registry !== DOCKER_HUB && !HOST.test(registry)) throw new InvalidReferenceError(input, `'${registry}' is not a valid registry host.`);
+  if (registry !== DOCKER_HUB && !HOST.test(registry))
+    throw new InvalidReferenceError(input, `'${registry}' is not a valid registry host.`);
   let repoPath = afterRegistry;
   let tag: string | undefined;
   const colon = afterRegistry.lastIndexOf(':');
   if (colon >= 0) {
     tag = afterRegistry.slice(colon + 1);
     repoPath = afterRegistry.slice(0, colon);
-    if (!TAG.test(tag)) throw new InvalidReferenceError(input, `'${tag}' is not a valid tag (letters, digits, _ . -, at most 128, not starting with . or -).`);
+    if (!TAG.test(tag))
+      throw new InvalidReferenceError(
+        input,
+        `'${tag}' is not a valid tag (letters, digits, _ . -, at most 128, not starting with . or -).`,
+      );
   }
   const repository = checkRepository(input, registry, repoPath);
   const normalisedRegistry = registry === 'index.docker.io' ? DOCKER_HUB : registry;
@@ -95,7 +114,8 @@ export function parseReference(input: string): ImageReference {
 /** A push target: registry and repository, no tag or digest (tags have their own input). */
 export function parseRepository(input: string): { registry: string; repository: string } {
   const ref = parseReference(input);
-  if (ref.tag || ref.digest) throw new InvalidReferenceError(input, 'give the repository only, without a tag or digest.');
+  if (ref.tag || ref.digest)
+    throw new InvalidReferenceError(input, 'give the repository only, without a tag or digest.');
   return { registry: ref.registry, repository: ref.repository };
 }
 
@@ -145,7 +165,8 @@ export function isLayoutReference(text: string): boolean {
  */
 export function parseLayoutReference(input: string): LayoutReference {
   const text = input.trim();
-  if (!text.startsWith(LAYOUT_PREFIX)) throw new InvalidReferenceError(input, `an OCI layout reference starts with '${LAYOUT_PREFIX}'.`);
+  if (!text.startsWith(LAYOUT_PREFIX))
+    throw new InvalidReferenceError(input, `an OCI layout reference starts with '${LAYOUT_PREFIX}'.`);
   const rest = text.slice(LAYOUT_PREFIX.length);
   const drive = WINDOWS_DRIVE.exec(rest)?.[0] ?? '';
   const afterDrive = rest.slice(drive.length);
@@ -156,13 +177,17 @@ export function parseLayoutReference(input: string): LayoutReference {
   const pinned = /^([^:]*)@(sha256:[a-f0-9]{64})$/.exec(afterDrive);
   if (pinned) return { path: checkPath(drive + pinned[1]), digest: pinned[2] };
   const badPin = /^[^:]*@(sha\d+:.*)$/.exec(afterDrive);
-  if (badPin) throw new InvalidReferenceError(input, `'${badPin[1]}' is not a digest (sha256: and 64 lowercase hex digits).`);
+  if (badPin)
+    throw new InvalidReferenceError(input, `'${badPin[1]}' is not a digest (sha256: and 64 lowercase hex digits).`);
   const colon = afterDrive.indexOf(':');
   if (colon < 0) return { path: checkPath(drive + afterDrive) };
   const refName = afterDrive.slice(colon + 1);
   const layoutPath = checkPath(drive + afterDrive.slice(0, colon));
   if (!REF_NAME.test(refName)) {
-    throw new InvalidReferenceError(input, `'${refName}' is not a valid ref name (letters, digits, and - . _ : @ + / between them). The folder ends at the first ':', as in skopeo; a folder name with ':' in it cannot be used.`);
+    throw new InvalidReferenceError(
+      input,
+      `'${refName}' is not a valid ref name (letters, digits, and - . _ : @ + / between them). The folder ends at the first ':', as in skopeo; a folder name with ':' in it cannot be used.`,
+    );
   }
   return { path: layoutPath, refName };
 }

@@ -1,9 +1,18 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+
 import { TaskError } from '../errors';
-import { withRetry, TransientHttpError, isTransientStatus, parseRetryAfter, type RetryOptions } from '../retry';
-import { RegistryAuth, RegistryAuthError, describeCredential, errorDetail, pullScope, pushScope, type RegistryCredential } from './auth';
-import { discard, readBody, sendRequest, type HttpRequest, type StreamedResponse } from './http';
+import { isTransientStatus, parseRetryAfter, type RetryOptions, TransientHttpError, withRetry } from '../retry';
+import {
+  describeCredential,
+  errorDetail,
+  pullScope,
+  pushScope,
+  RegistryAuth,
+  RegistryAuthError,
+  type RegistryCredential,
+} from './auth';
+import { discard, type HttpRequest, readBody, sendRequest, type StreamedResponse } from './http';
 import { sha256Digest } from './image';
 import { MANIFEST_ACCEPT } from './mediaTypes';
 import { apiHostOf } from './reference';
@@ -99,14 +108,21 @@ export class RegistryClient {
 
   /** send() with transient faults (5xx, 429, resets, timeouts) retried; for calls whose body can be sent again. */
   async sendWithRetry(call: RegistryCall): Promise<StreamedResponse> {
-    return withRetry(async () => {
-      const res = await this.send(call);
-      if (isTransientStatus(res.status)) {
-        const body = await readBody(res).catch(() => Buffer.alloc(0));
-        throw new TransientHttpError(res.status, `${call.what} answered HTTP ${res.status}${errorDetail({ body })}`, parseRetryAfter(res.header('retry-after')));
-      }
-      return res;
-    }, { what: call.what, ...this.retry });
+    return withRetry(
+      async () => {
+        const res = await this.send(call);
+        if (isTransientStatus(res.status)) {
+          const body = await readBody(res).catch(() => Buffer.alloc(0));
+          throw new TransientHttpError(
+            res.status,
+            `${call.what} answered HTTP ${res.status}${errorDetail({ body })}`,
+            parseRetryAfter(res.header('retry-after')),
+          );
+        }
+        return res;
+      },
+      { what: call.what, ...this.retry },
+    );
   }
 
   async unexpected(res: StreamedResponse, what: string): Promise<never> {
@@ -128,14 +144,24 @@ export class RegistryClient {
   async mountBlob(repository: string, digest: string, fromRepository: string): Promise<boolean> {
     const what = `mount blob ${digest} from ${fromRepository} into ${repository}`;
     const path = `/v2/${repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepository)}`;
-    const res = await this.sendWithRetry({ method: 'POST', path, scopes: [pushScope(repository), pullScope(fromRepository)], what });
+    const res = await this.sendWithRetry({
+      method: 'POST',
+      path,
+      scopes: [pushScope(repository), pullScope(fromRepository)],
+      what,
+    });
     discard(res);
     if (res.status === 201) return true;
     if (res.status === 202) {
       // The registry started an upload instead; drop it, the caller uploads in its own session.
       const location = res.header('location');
       if (location) {
-        const cancel = await this.send({ method: 'DELETE', path: new URL(location, this.baseUrl), scopes: [pushScope(repository)], what: 'cancel upload' }).catch(() => undefined);
+        const cancel = await this.send({
+          method: 'DELETE',
+          path: new URL(location, this.baseUrl),
+          scopes: [pushScope(repository)],
+          what: 'cancel upload',
+        }).catch(() => undefined);
         if (cancel) discard(cancel);
       }
       return false;
@@ -144,9 +170,19 @@ export class RegistryClient {
     return this.unexpected(res, what);
   }
 
-  async getManifest(repository: string, reference: string, scopes = [pullScope(repository)]): Promise<FetchedManifest | undefined> {
+  async getManifest(
+    repository: string,
+    reference: string,
+    scopes = [pullScope(repository)],
+  ): Promise<FetchedManifest | undefined> {
     const what = `GET manifest ${repository}:${reference}`;
-    const res = await this.sendWithRetry({ method: 'GET', path: `/v2/${repository}/manifests/${reference}`, scopes, headers: { accept: MANIFEST_ACCEPT }, what });
+    const res = await this.sendWithRetry({
+      method: 'GET',
+      path: `/v2/${repository}/manifests/${reference}`,
+      scopes,
+      headers: { accept: MANIFEST_ACCEPT },
+      what,
+    });
     if (res.status === 404) {
       discard(res);
       return undefined;
@@ -155,82 +191,122 @@ export class RegistryClient {
     const bytes = await readBody(res);
     const digest = sha256Digest(bytes);
     if (reference.startsWith('sha256:') && digest !== reference) {
-      throw new TaskError(`Registry ${this.registry} returned a manifest for ${repository}@${reference} whose digest is ${digest}. The registry or something in between changed it.`);
+      throw new TaskError(
+        `Registry ${this.registry} returned a manifest for ${repository}@${reference} whose digest is ${digest}. The registry or something in between changed it.`,
+      );
     }
     let mediaType = (res.header('content-type') ?? '').split(';')[0].trim();
     try {
-      const parsed = JSON.parse(bytes.toString('utf8')) as { mediaType?: string; manifests?: unknown; layers?: unknown };
+      const parsed = JSON.parse(bytes.toString('utf8')) as {
+        mediaType?: string;
+        manifests?: unknown;
+        layers?: unknown;
+      };
       if (parsed.mediaType) mediaType = parsed.mediaType;
     } catch {
-      throw new TaskError(`Registry ${this.registry} returned a manifest for ${repository}:${reference} that is not JSON.`);
+      throw new TaskError(
+        `Registry ${this.registry} returned a manifest for ${repository}:${reference} that is not JSON.`,
+      );
     }
     return { mediaType, bytes, digest };
   }
 
   async putManifest(repository: string, reference: string, bytes: Buffer, mediaType: string): Promise<string> {
     const what = `PUT manifest ${repository}:${reference}`;
-    const res = await this.sendWithRetry({ method: 'PUT', path: `/v2/${repository}/manifests/${reference}`, scopes: [pushScope(repository)], headers: { 'content-type': mediaType }, body: bytes, what });
+    const res = await this.sendWithRetry({
+      method: 'PUT',
+      path: `/v2/${repository}/manifests/${reference}`,
+      scopes: [pushScope(repository)],
+      headers: { 'content-type': mediaType },
+      body: bytes,
+      what,
+    });
     if (res.status !== 201 && res.status !== 200) return this.unexpected(res, what);
     discard(res);
     const digest = sha256Digest(bytes);
     const answered = res.header('docker-content-digest');
-    if (answered && answered !== digest) throw new TaskError(`Registry ${this.registry} stored manifest ${repository}:${reference} as ${answered}, but its bytes hash to ${digest}.`);
+    if (answered && answered !== digest)
+      throw new TaskError(
+        `Registry ${this.registry} stored manifest ${repository}:${reference} as ${answered}, but its bytes hash to ${digest}.`,
+      );
     return digest;
   }
 
   /** A small blob (an image config) in memory, checked against its digest. */
   async getBlobBytes(repository: string, digest: string, limit = 32 << 20): Promise<Buffer> {
     const what = `GET blob ${digest} from ${repository}`;
-    return withRetry(async () => {
-      const res = await this.getBlobResponse(repository, digest, what);
-      const bytes = await readBody(res, limit);
-      if (sha256Digest(bytes) !== digest) throw new TaskError(`Blob ${digest} from ${this.registry}/${repository} does not match its digest.`);
-      return bytes;
-    }, { what, ...this.retry });
+    return withRetry(
+      async () => {
+        const res = await this.getBlobResponse(repository, digest, what);
+        const bytes = await readBody(res, limit);
+        if (sha256Digest(bytes) !== digest)
+          throw new TaskError(`Blob ${digest} from ${this.registry}/${repository} does not match its digest.`);
+        return bytes;
+      },
+      { what, ...this.retry },
+    );
   }
 
   /** Downloads a blob to a file, resuming with Range after a broken connection, and verifies its digest. */
   async downloadBlob(repository: string, digest: string, file: string, onBytes?: (n: number) => void): Promise<number> {
     const what = `GET blob ${digest} from ${repository}`;
     fs.rmSync(file, { force: true });
-    return withRetry(async () => {
-      const have = fs.existsSync(file) ? fs.statSync(file).size : 0;
-      const res = await this.getBlobResponse(repository, digest, what, have);
-      const resumed = res.status === 206;
-      const out = fs.createWriteStream(file, { flags: resumed ? 'a' : 'w' });
-      try {
-        for await (const chunk of res.stream) {
-          if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
-          onBytes?.((chunk as Buffer).length);
+    return withRetry(
+      async () => {
+        const have = fs.existsSync(file) ? fs.statSync(file).size : 0;
+        const res = await this.getBlobResponse(repository, digest, what, have);
+        const resumed = res.status === 206;
+        const out = fs.createWriteStream(file, { flags: resumed ? 'a' : 'w' });
+        try {
+          for await (const chunk of res.stream) {
+            if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+            onBytes?.((chunk as Buffer).length);
+          }
+        } finally {
+          await new Promise<void>((resolve) => out.end(() => resolve()));
         }
-      } finally {
-        await new Promise<void>((resolve) => out.end(() => resolve()));
-      }
-      const hash = crypto.createHash('sha256');
-      for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-      if (`sha256:${hash.digest('hex')}` !== digest) {
-        fs.rmSync(file, { force: true });
-        throw new TransientHttpError(502, `blob ${digest} from ${this.registry}/${repository} did not match its digest; downloading again`);
-      }
-      return fs.statSync(file).size;
-    }, { what, ...this.retry });
+        const hash = crypto.createHash('sha256');
+        for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+        if (`sha256:${hash.digest('hex')}` !== digest) {
+          fs.rmSync(file, { force: true });
+          throw new TransientHttpError(
+            502,
+            `blob ${digest} from ${this.registry}/${repository} did not match its digest; downloading again`,
+          );
+        }
+        return fs.statSync(file).size;
+      },
+      { what, ...this.retry },
+    );
   }
 
   /** GET a blob, following the registry's redirect to blob storage without our Authorization header. */
   private async getBlobResponse(repository: string, digest: string, what: string, from = 0): Promise<StreamedResponse> {
     const headers: Record<string, string> = from > 0 ? { range: `bytes=${from}-` } : {};
-    let res = await this.send({ method: 'GET', path: `/v2/${repository}/blobs/${digest}`, scopes: [pullScope(repository)], headers, what });
+    let res = await this.send({
+      method: 'GET',
+      path: `/v2/${repository}/blobs/${digest}`,
+      scopes: [pullScope(repository)],
+      headers,
+      what,
+    });
     for (let hops = 0; res.status >= 300 && res.status < 400 && res.header('location') && hops < 5; hops++) {
       discard(res);
       res = await sendRequest({ method: 'GET', url: new URL(res.header('location')!, res.url), headers });
     }
     if (isTransientStatus(res.status)) {
       discard(res);
-      throw new TransientHttpError(res.status, `${what} answered HTTP ${res.status}`, parseRetryAfter(res.header('retry-after')));
+      throw new TransientHttpError(
+        res.status,
+        `${what} answered HTTP ${res.status}`,
+        parseRetryAfter(res.header('retry-after')),
+      );
     }
     if (res.status === 404) {
       discard(res);
-      throw new TaskError(`Registry ${this.registry} has no blob ${digest} in ${repository}, though a manifest lists it.`);
+      throw new TaskError(
+        `Registry ${this.registry} has no blob ${digest} in ${repository}, though a manifest lists it.`,
+      );
     }
     if (res.status !== 200 && res.status !== 206) return this.unexpected(res, what);
     return res;

@@ -63,7 +63,17 @@ function splitUstarName(name: string): { name: string; prefix: string } | undefi
   return undefined;
 }
 
-function ustarHeader(fields: { name: string; prefix: string; mode: number; uid: number; gid: number; size: number; mtime: number; type: string; linkname: string }): Buffer {
+function ustarHeader(fields: {
+  name: string;
+  prefix: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  type: string;
+  linkname: string;
+}): Buffer {
   const h = Buffer.alloc(BLOCK);
   writeString(h, 0, 100, fields.name);
   writeOctal(h, 100, 8, fields.mode);
@@ -117,12 +127,31 @@ export function entryHeader(entry: TarEntry, owner: TarOwnership): Buffer {
   if (owner.uid > USTAR_MAX_ID) pax.push(paxRecord('uid', String(owner.uid)));
   if (owner.gid > USTAR_MAX_ID) pax.push(paxRecord('gid', String(owner.gid)));
   const type = entry.kind === 'directory' ? '5' : entry.kind === 'symlink' ? '2' : '0';
-  const main = ustarHeader({ ...split, mode: entry.mode, uid, gid, size: ustarSize, mtime: owner.mtime, type, linkname: ustarLink });
+  const main = ustarHeader({
+    ...split,
+    mode: entry.mode,
+    uid,
+    gid,
+    size: ustarSize,
+    mtime: owner.mtime,
+    type,
+    linkname: ustarLink,
+  });
   if (pax.length === 0) return main;
   const paxBody = Buffer.from(pax.join(''), 'utf8');
   // A fixed PAX header name, as Go's archive/tar writes it, keeps the bytes reproducible.
   const paxName = `PaxHeaders.0/${path.posix.basename(entry.name)}`.replace(/[^\x20-\x7e]/g, '_').slice(0, 100);
-  const paxHeader = ustarHeader({ name: paxName, prefix: '', mode: 0o644, uid: 0, gid: 0, size: paxBody.length, mtime: owner.mtime, type: 'x', linkname: '' });
+  const paxHeader = ustarHeader({
+    name: paxName,
+    prefix: '',
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    size: paxBody.length,
+    mtime: owner.mtime,
+    type: 'x',
+    linkname: '',
+  });
   return Buffer.concat([paxHeader, paxBody, padding(paxBody.length) ?? Buffer.alloc(0), main]);
 }
 
@@ -159,7 +188,8 @@ export function collectEntries(opts: CollectOptions): TarEntry[] {
   const parts = target.split('/').filter(Boolean);
   const stat = fs.lstatSync(opts.source);
   const parentCount = stat.isDirectory() ? parts.length : parts.length - 1;
-  for (let i = 1; i <= parentCount; i++) entries.push({ kind: 'directory', name: parts.slice(0, i).join('/'), size: 0, mode: 0o755 });
+  for (let i = 1; i <= parentCount; i++)
+    entries.push({ kind: 'directory', name: parts.slice(0, i).join('/'), size: 0, mode: 0o755 });
   if (!stat.isDirectory()) {
     entries.push(entryOf(opts.source, target, fs.statSync(opts.source)));
     return entries;
@@ -193,13 +223,16 @@ function addMissingParents(entries: TarEntry[], archiveName: string): void {
   const parts = archiveName.split('/');
   for (let i = 1; i < parts.length; i++) {
     const dir = parts.slice(0, i).join('/');
-    if (!entries.some((e) => e.kind === 'directory' && e.name === dir)) entries.push({ kind: 'directory', name: dir, size: 0, mode: 0o755 });
+    if (!entries.some((e) => e.kind === 'directory' && e.name === dir))
+      entries.push({ kind: 'directory', name: dir, size: 0, mode: 0o755 });
   }
 }
 
 function entryOf(full: string, archiveName: string, st: fs.Stats): TarEntry {
-  if (st.isSymbolicLink()) return { kind: 'symlink', name: archiveName, size: 0, mode: 0o777, linkTarget: fs.readlinkSync(full) };
-  if (st.isFile()) return { kind: 'file', name: archiveName, sourcePath: full, size: st.size, mode: normalisedMode('file', st.mode) };
+  if (st.isSymbolicLink())
+    return { kind: 'symlink', name: archiveName, size: 0, mode: 0o777, linkTarget: fs.readlinkSync(full) };
+  if (st.isFile())
+    return { kind: 'file', name: archiveName, sourcePath: full, size: st.size, mode: normalisedMode('file', st.mode) };
   throw new Error(`${full} is neither a file, a folder nor a symbolic link; it cannot go into an image layer.`);
 }
 
@@ -237,7 +270,12 @@ export class TarArchive {
    * Bytes [start, end) of the archive, straight from the files, in chunks of at most `chunkSize`.
    * `onFileBytes` sees each file's own bytes as they pass (to hash the files in the same read).
    */
-  async *read(start = 0, end = this.size, chunkSize = 1 << 20, onFileBytes?: (file: string, chunk: Buffer) => void): AsyncGenerator<Buffer> {
+  async *read(
+    start = 0,
+    end = this.size,
+    chunkSize = 1 << 20,
+    onFileBytes?: (file: string, chunk: Buffer) => void,
+  ): AsyncGenerator<Buffer> {
     let lo = 0;
     let hi = this.segments.length - 1;
     while (lo < hi) {
@@ -263,16 +301,28 @@ export class TarArchive {
   }
 }
 
-async function* readFileRange(file: string, expectedSize: number, from: number, to: number, chunkSize: number): AsyncGenerator<Buffer> {
+async function* readFileRange(
+  file: string,
+  expectedSize: number,
+  from: number,
+  to: number,
+  chunkSize: number,
+): AsyncGenerator<Buffer> {
   const handle = await fs.promises.open(file, 'r');
   try {
     const { size } = await handle.stat();
-    if (size !== expectedSize) throw new Error(`${file} changed size while the image was baked (${expectedSize} → ${size} bytes). Do not change files while the image is baked.`);
+    if (size !== expectedSize)
+      throw new Error(
+        `${file} changed size while the image was baked (${expectedSize} → ${size} bytes). Do not change files while the image is baked.`,
+      );
     let position = from;
     while (position < to) {
       const buffer = Buffer.allocUnsafe(Math.min(chunkSize, to - position));
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
-      if (bytesRead === 0) throw new Error(`${file} shrank while it was being read (expected ${expectedSize} bytes). Do not change files while the image is baked.`);
+      if (bytesRead === 0)
+        throw new Error(
+          `${file} shrank while it was being read (expected ${expectedSize} bytes). Do not change files while the image is baked.`,
+        );
       position += bytesRead;
       yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
     }

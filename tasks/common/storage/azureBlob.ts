@@ -1,18 +1,27 @@
+import type { TokenCredential } from '@azure/identity';
 import {
   AnonymousCredential,
-  BlobServiceClient,
-  ContainerClient,
-  StorageSharedKeyCredential,
-  newPipeline,
   type BlobClient,
-  type BlobItem,
   type BlobGetPropertiesResponse,
+  type BlobItem,
+  BlobServiceClient,
+  type ContainerClient,
+  newPipeline,
+  StorageSharedKeyCredential,
 } from '@azure/storage-blob';
-import type { TokenCredential } from '@azure/identity';
-import { TaskError, errorMessage } from '../errors';
+
+import { errorMessage, TaskError } from '../errors';
 import { withRetry } from '../retry';
 import { registerSecret, scrub } from '../secrets';
-import { base64ToHex, isSha256Hex, type ObjectStore, type ObjectVersion, type ObjectWriter, type StoredObject, type UploadOptions } from './objectStore';
+import {
+  base64ToHex,
+  isSha256Hex,
+  type ObjectStore,
+  type ObjectVersion,
+  type ObjectWriter,
+  type StoredObject,
+  type UploadOptions,
+} from './objectStore';
 
 /** How a task authenticates to Blob Storage: one of the three the task inputs offer. */
 export type AzureBlobAuth =
@@ -43,13 +52,24 @@ export function parseConnectionString(connectionString: string): ConnectionStrin
     if (eq > 0) fields[part.slice(0, eq).trim().toLowerCase()] = part.slice(eq + 1).trim();
   }
   if (/^true$/i.test(fields.usedevelopmentstorage ?? '')) {
-    return { accountName: 'devstoreaccount1', accountKey: registerSecret(DEV_STORAGE_KEY), blobEndpoint: fields.developmentstorageproxyuri ? `${fields.developmentstorageproxyuri}/devstoreaccount1` : 'http://127.0.0.1:10000/devstoreaccount1' };
+    return {
+      accountName: 'devstoreaccount1',
+      accountKey: registerSecret(DEV_STORAGE_KEY),
+      blobEndpoint: fields.developmentstorageproxyuri
+        ? `${fields.developmentstorageproxyuri}/devstoreaccount1`
+        : 'http://127.0.0.1:10000/devstoreaccount1',
+    };
   }
   const accountName = fields.accountname;
   const protocol = fields.defaultendpointsprotocol ?? 'https';
   const suffix = fields.endpointsuffix ?? 'core.windows.net';
   const blobEndpoint = fields.blobendpoint ?? (accountName ? `${protocol}://${accountName}.blob.${suffix}` : undefined);
-  return { accountName, accountKey: registerSecret(fields.accountkey), blobEndpoint, sas: registerSecret(fields.sharedaccesssignature) };
+  return {
+    accountName,
+    accountKey: registerSecret(fields.accountkey),
+    blobEndpoint,
+    sas: registerSecret(fields.sharedaccesssignature),
+  };
 }
 
 /** Azurite's published development key (not a secret, but treated as one like any key). */
@@ -74,7 +94,10 @@ function withSas(endpoint: string, sas: string): string {
  * goes through our withRetry (logged, bounded, honouring Retry-After) and ranges resume themselves.
  */
 export function blobServiceClient(loc: AzureBlobLocation): BlobServiceClient {
-  const pipelineOptions = { retryOptions: { maxTries: 1 }, userAgentOptions: { userAgentPrefix: 'model-delivery-azure-pipelines' } };
+  const pipelineOptions = {
+    retryOptions: { maxTries: 1 },
+    userAgentOptions: { userAgentPrefix: 'model-delivery-azure-pipelines' },
+  };
   const override = loc.blobEndpoint?.replace(/\/+$/, '');
   const auth = loc.auth;
   switch (auth.kind) {
@@ -85,15 +108,26 @@ export function blobServiceClient(loc: AzureBlobLocation): BlobServiceClient {
     case 'connectionString': {
       const parts = parseConnectionString(auth.connectionString);
       const endpoint = override ?? parts.blobEndpoint?.replace(/\/+$/, '');
-      if (!endpoint) throw new TaskError('The connection string names no account (AccountName) or BlobEndpoint. Copy the whole connection string from the storage account\'s Access keys page.');
+      if (!endpoint)
+        throw new TaskError(
+          "The connection string names no account (AccountName) or BlobEndpoint. Copy the whole connection string from the storage account's Access keys page.",
+        );
       if (parts.accountName && parts.accountKey) {
-        return new BlobServiceClient(endpoint, newPipeline(new StorageSharedKeyCredential(parts.accountName, parts.accountKey), pipelineOptions));
+        return new BlobServiceClient(
+          endpoint,
+          newPipeline(new StorageSharedKeyCredential(parts.accountName, parts.accountKey), pipelineOptions),
+        );
       }
       if (parts.sas) {
         registerSasParts(parts.sas);
-        return new BlobServiceClient(withSas(endpoint, parts.sas), newPipeline(new AnonymousCredential(), pipelineOptions));
+        return new BlobServiceClient(
+          withSas(endpoint, parts.sas),
+          newPipeline(new AnonymousCredential(), pipelineOptions),
+        );
       }
-      throw new TaskError('The connection string has neither AccountKey nor SharedAccessSignature. Use a connection string with a key or a SAS.');
+      throw new TaskError(
+        'The connection string has neither AccountKey nor SharedAccessSignature. Use a connection string with a key or a SAS.',
+      );
     }
     case 'sas': {
       registerSasParts(auth.sas);
@@ -102,11 +136,21 @@ export function blobServiceClient(loc: AzureBlobLocation): BlobServiceClient {
         let base = `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
         // A container SAS URL: the account endpoint is everything before the container.
         if (base.endsWith(`/${loc.container}`)) base = base.slice(0, -loc.container.length - 1);
-        return new BlobServiceClient(withSas(override ?? base, url.search), newPipeline(new AnonymousCredential(), pipelineOptions));
+        return new BlobServiceClient(
+          withSas(override ?? base, url.search),
+          newPipeline(new AnonymousCredential(), pipelineOptions),
+        );
       }
-      const endpoint = override ?? (auth.storageAccount ? `https://${auth.storageAccount}.blob.core.windows.net` : undefined);
-      if (!endpoint) throw new TaskError('A SAS token alone does not say which account it is for: give the storage account name or a blob endpoint, or use the full SAS URL.');
-      return new BlobServiceClient(withSas(endpoint, auth.sas), newPipeline(new AnonymousCredential(), pipelineOptions));
+      const endpoint =
+        override ?? (auth.storageAccount ? `https://${auth.storageAccount}.blob.core.windows.net` : undefined);
+      if (!endpoint)
+        throw new TaskError(
+          'A SAS token alone does not say which account it is for: give the storage account name or a blob endpoint, or use the full SAS URL.',
+        );
+      return new BlobServiceClient(
+        withSas(endpoint, auth.sas),
+        newPipeline(new AnonymousCredential(), pipelineOptions),
+      );
     }
   }
 }
@@ -121,7 +165,9 @@ function statusOf(err: unknown): number | undefined {
 }
 
 function codeOf(err: unknown): string | undefined {
-  return (err as { code?: string; details?: { errorCode?: string } })?.details?.errorCode ?? (err as { code?: string })?.code;
+  return (
+    (err as { code?: string; details?: { errorCode?: string } })?.details?.errorCode ?? (err as { code?: string })?.code
+  );
 }
 
 function toStoredFromItem(item: BlobItem, blobUrl: string): StoredObject {
@@ -141,7 +187,12 @@ function toStoredFromItem(item: BlobItem, blobUrl: string): StoredObject {
   };
 }
 
-function toStoredFromProperties(name: string, props: BlobGetPropertiesResponse, client: BlobClient, pin?: { versionId?: string; snapshot?: string }): StoredObject {
+function toStoredFromProperties(
+  name: string,
+  props: BlobGetPropertiesResponse,
+  client: BlobClient,
+  pin?: { versionId?: string; snapshot?: string },
+): StoredObject {
   const metadata = lowerKeys(props.metadata);
   const uri = new URL(displayUrl(client.url));
   if (pin?.snapshot) uri.searchParams.set('snapshot', pin.snapshot);
@@ -224,9 +275,19 @@ export class AzureBlobStore implements ObjectStore, ObjectWriter {
   async listVersions(name: string): Promise<ObjectVersion[]> {
     return this.call(`list the versions of '${name}'`, async () => {
       const out: ObjectVersion[] = [];
-      for await (const item of this.container.listBlobsFlat({ prefix: name, includeVersions: true, includeSnapshots: true })) {
+      for await (const item of this.container.listBlobsFlat({
+        prefix: name,
+        includeVersions: true,
+        includeSnapshots: true,
+      })) {
         if (item.name !== name) continue;
-        out.push({ versionId: item.versionId, snapshot: item.snapshot || undefined, isCurrentVersion: !!item.isCurrentVersion || (!item.versionId && !item.snapshot), lastModified: item.properties.lastModified, sizeBytes: item.properties.contentLength ?? 0 });
+        out.push({
+          versionId: item.versionId,
+          snapshot: item.snapshot || undefined,
+          isCurrentVersion: !!item.isCurrentVersion || (!item.versionId && !item.snapshot),
+          lastModified: item.properties.lastModified,
+          sizeBytes: item.properties.contentLength ?? 0,
+        });
       }
       return out;
     });
@@ -235,12 +296,18 @@ export class AzureBlobStore implements ObjectStore, ObjectWriter {
   async findByTags(expression: string): Promise<Array<{ name: string; tags: Record<string, string> }>> {
     return this.call(`find blobs by tags ${expression}`, async () => {
       const out: Array<{ name: string; tags: Record<string, string> }> = [];
-      for await (const item of this.container.findBlobsByTags(expression)) out.push({ name: item.name, tags: item.tags ?? {} });
+      for await (const item of this.container.findBlobsByTags(expression))
+        out.push({ name: item.name, tags: item.tags ?? {} });
       return out;
     });
   }
 
-  async readRange(obj: StoredObject, offset: number, count: number, opts: { signal: AbortSignal }): Promise<AsyncIterable<Uint8Array>> {
+  async readRange(
+    obj: StoredObject,
+    offset: number,
+    count: number,
+    opts: { signal: AbortSignal },
+  ): Promise<AsyncIterable<Uint8Array>> {
     const client = this.blob(obj.name, { snapshot: obj.snapshot, versionId: obj.versionId });
     try {
       const res = await client.download(offset, count, {
@@ -252,8 +319,12 @@ export class AzureBlobStore implements ObjectStore, ObjectWriter {
       if (!res.readableStreamBody) throw new TaskError(`Blob Storage returned no body for '${obj.name}'.`);
       return res.readableStreamBody as AsyncIterable<Uint8Array>;
     } catch (err) {
-      if (statusOf(err) === 412) throw new TaskError(`'${obj.name}' changed while it was being downloaded (its ETag is no longer ${obj.etag}). Run the task again to fetch the new version.`);
-      if (statusOf(err) !== undefined && [401, 403, 404].includes(statusOf(err)!)) throw this.explain(err, `download '${obj.name}'`);
+      if (statusOf(err) === 412)
+        throw new TaskError(
+          `'${obj.name}' changed while it was being downloaded (its ETag is no longer ${obj.etag}). Run the task again to fetch the new version.`,
+        );
+      if (statusOf(err) !== undefined && [401, 403, 404].includes(statusOf(err)!))
+        throw this.explain(err, `download '${obj.name}'`);
       throw err;
     }
   }
@@ -265,7 +336,9 @@ export class AzureBlobStore implements ObjectStore, ObjectWriter {
         names.push(c.name);
         if (names.length >= 50) break;
       }
-      return names.length ? `Containers in ${displayUrl(this.service.url)}: ${names.join(', ')}.` : `${displayUrl(this.service.url)} has no containers.`;
+      return names.length
+        ? `Containers in ${displayUrl(this.service.url)}: ${names.join(', ')}.`
+        : `${displayUrl(this.service.url)} has no containers.`;
     } catch {
       return '(The credential may not list containers, so what exists is not shown.)';
     }
@@ -277,27 +350,38 @@ export class AzureBlobStore implements ObjectStore, ObjectWriter {
 
   async upload(name: string, file: string, opts: UploadOptions): Promise<{ uri: string; etag: string }> {
     const client = this.container.getBlockBlobClient(name);
-    return this.call(`upload ${name}`, async () => {
-      const res = await client.uploadFile(file, {
-        blockSize: opts.blockSize,
-        concurrency: opts.concurrency,
-        metadata: opts.metadata,
-        tags: opts.tags && Object.keys(opts.tags).length ? opts.tags : undefined,
-        blobHTTPHeaders: { blobContentType: opts.contentType, blobContentMD5: opts.contentMd5 ? Buffer.from(opts.contentMd5, 'hex') : undefined },
-        conditions: opts.overwrite ? undefined : { ifNoneMatch: '*' },
-        onProgress: opts.onProgress ? (p) => opts.onProgress!(p.loadedBytes) : undefined,
-      });
-      return { uri: displayUrl(client.url), etag: stripQuotes(res.etag) };
-    }, (err) => {
-      if (statusOf(err) === 409 || codeOf(err) === 'BlobAlreadyExists' || statusOf(err) === 412) {
-        return new TaskError(`'${name}' already exists in ${this.locationUri}; it was published meanwhile. Publish a new version, or set overwrite to true.`);
-      }
-      return undefined;
-    });
+    return this.call(
+      `upload ${name}`,
+      async () => {
+        const res = await client.uploadFile(file, {
+          blockSize: opts.blockSize,
+          concurrency: opts.concurrency,
+          metadata: opts.metadata,
+          tags: opts.tags && Object.keys(opts.tags).length ? opts.tags : undefined,
+          blobHTTPHeaders: {
+            blobContentType: opts.contentType,
+            blobContentMD5: opts.contentMd5 ? Buffer.from(opts.contentMd5, 'hex') : undefined,
+          },
+          conditions: opts.overwrite ? undefined : { ifNoneMatch: '*' },
+          onProgress: opts.onProgress ? (p) => opts.onProgress!(p.loadedBytes) : undefined,
+        });
+        return { uri: displayUrl(client.url), etag: stripQuotes(res.etag) };
+      },
+      (err) => {
+        if (statusOf(err) === 409 || codeOf(err) === 'BlobAlreadyExists' || statusOf(err) === 412) {
+          return new TaskError(
+            `'${name}' already exists in ${this.locationUri}; it was published meanwhile. Publish a new version, or set overwrite to true.`,
+          );
+        }
+        return undefined;
+      },
+    );
   }
 
   async delete(name: string): Promise<void> {
-    await this.call(`delete ${name}`, () => this.container.getBlobClient(name).deleteIfExists({ deleteSnapshots: 'include' }));
+    await this.call(`delete ${name}`, () =>
+      this.container.getBlobClient(name).deleteIfExists({ deleteSnapshots: 'include' }),
+    );
   }
 
   uriOf(name: string): string {
@@ -315,7 +399,9 @@ export class AzureBlobStore implements ObjectStore, ObjectWriter {
 
   private async explainAsync(err: unknown, what: string): Promise<Error> {
     if (codeOf(err) === 'ContainerNotFound') {
-      return new TaskError(`Container '${this.containerName}' does not exist at ${displayUrl(this.service.url)}. ${await this.describeWhatExists()}`);
+      return new TaskError(
+        `Container '${this.containerName}' does not exist at ${displayUrl(this.service.url)}. ${await this.describeWhatExists()}`,
+      );
     }
     return this.explain(err, what);
   }
@@ -325,10 +411,17 @@ export class AzureBlobStore implements ObjectStore, ObjectWriter {
     const status = statusOf(err);
     const first = scrub(errorMessage(err)).split('\n')[0];
     if (status === 403 || status === 401) {
-      return new TaskError(`Blob Storage refused to ${what} in ${this.locationUri} (HTTP ${status}: ${first}). Check that the credential is valid and allowed to read (and list) this container: a SAS needs r and l permissions; a service principal needs the Storage Blob Data Reader role.`, { cause: err });
+      return new TaskError(
+        `Blob Storage refused to ${what} in ${this.locationUri} (HTTP ${status}: ${first}). Check that the credential is valid and allowed to read (and list) this container: a SAS needs r and l permissions; a service principal needs the Storage Blob Data Reader role.`,
+        { cause: err },
+      );
     }
-    if (codeOf(err) === 'ContainerNotFound') return new TaskError(`Container '${this.containerName}' does not exist at ${displayUrl(this.service.url)}.`, { cause: err });
-    if (status !== undefined) return new TaskError(`Could not ${what} in ${this.locationUri}: HTTP ${status}: ${first}`, { cause: err });
+    if (codeOf(err) === 'ContainerNotFound')
+      return new TaskError(`Container '${this.containerName}' does not exist at ${displayUrl(this.service.url)}.`, {
+        cause: err,
+      });
+    if (status !== undefined)
+      return new TaskError(`Could not ${what} in ${this.locationUri}: HTTP ${status}: ${first}`, { cause: err });
     return new TaskError(`Could not ${what} in ${this.locationUri}: ${first}`, { cause: err });
   }
 }

@@ -50,7 +50,12 @@ export interface ObjectStore {
   /** Names of objects matching a blob index tag expression, with their tags (Azure only). */
   findByTags?(expression: string): Promise<Array<{ name: string; tags: Record<string, string> }>>;
   /** Bytes [offset, offset+count) of exactly this object; fails (not transiently) if it changed since listing. */
-  readRange(obj: StoredObject, offset: number, count: number, opts: ReadRangeOptions): Promise<AsyncIterable<Uint8Array>>;
+  readRange(
+    obj: StoredObject,
+    offset: number,
+    count: number,
+    opts: ReadRangeOptions,
+  ): Promise<AsyncIterable<Uint8Array>>;
   /** Every version and snapshot of one object, oldest first, for the error when a pin matches none. */
   listVersions?(name: string): Promise<ObjectVersion[]>;
   /** What exists nearby when something is missing: containers or top-level names, for the error message. */
@@ -101,7 +106,11 @@ export class Limiter {
 }
 
 /** Runs `fn` over items with at most `limit` at once; the first failure rejects (others are left to settle). */
-export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function mapLimited<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {
@@ -128,7 +137,11 @@ export function isSha256Hex(value: string | undefined): value is string {
  * For stores without byte ranges: bytes [skip, skip+take) of a whole-object stream, so an
  * interrupted download can still resume (at the cost of re-reading what it already has).
  */
-export async function* sliceStream(body: AsyncIterable<Uint8Array>, skip: number, take: number): AsyncGenerator<Uint8Array> {
+export async function* sliceStream(
+  body: AsyncIterable<Uint8Array>,
+  skip: number,
+  take: number,
+): AsyncGenerator<Uint8Array> {
   let position = 0;
   const end = skip + take;
   for await (const chunk of body) {

@@ -1,9 +1,11 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+
 import * as tl from 'azure-pipelines-task-lib/task';
+
 import { errorMessage } from '../errors';
 import type { ByteProgress } from '../progress';
-import { TransientHttpError, backoffDelay, isTransientError, retryAfterOf } from '../retry';
+import { backoffDelay, isTransientError, retryAfterOf, TransientHttpError } from '../retry';
 import { scrub } from '../secrets';
 import type { Limiter, ObjectStore, StoredObject } from './objectStore';
 
@@ -55,7 +57,12 @@ class StallError extends Error {
 
 const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export async function downloadObjectToFile(store: ObjectStore, obj: StoredObject, file: string, opts: RangedDownloadOptions): Promise<DownloadedFile> {
+export async function downloadObjectToFile(
+  store: ObjectStore,
+  obj: StoredObject,
+  file: string,
+  opts: RangedDownloadOptions,
+): Promise<DownloadedFile> {
   const size = obj.sizeBytes;
   const blockSize = Math.max(1, opts.blockSize);
   const rangeCount = Math.max(1, Math.ceil(size / blockSize));
@@ -83,7 +90,7 @@ export async function downloadObjectToFile(store: ObjectStore, obj: StoredObject
       while (hashedRanges < rangeCount && finished[hashedRanges]) {
         const start = hashedRanges * blockSize;
         const end = Math.min(size, start + blockSize);
-        for (let pos = start; pos < end; ) {
+        for (let pos = start; pos < end;) {
           const { bytesRead } = await handle.read(hashBuffer, 0, Math.min(hashBuffer.length, end - pos), pos);
           if (bytesRead === 0) throw new Error(`read back 0 bytes at ${pos} of ${file}`);
           const view = hashBuffer.subarray(0, bytesRead);
@@ -112,8 +119,14 @@ export async function downloadObjectToFile(store: ObjectStore, obj: StoredObject
           failures++;
           retries++;
           if (failures >= attempts) throw err;
-          const delay = backoffDelay(failures, { baseDelayMs: opts.baseDelayMs ?? 250, maxDelayMs: opts.maxDelayMs ?? 30_000 }, retryAfterOf(err));
-          console.log(`${obj.name}: bytes ${offset + state.written}-${offset + count - 1} interrupted (${scrub(errorMessage(err))}); resuming in ${Math.round(delay)} ms (attempt ${failures + 1} of ${attempts})`);
+          const delay = backoffDelay(
+            failures,
+            { baseDelayMs: opts.baseDelayMs ?? 250, maxDelayMs: opts.maxDelayMs ?? 30_000 },
+            retryAfterOf(err),
+          );
+          console.log(
+            `${obj.name}: bytes ${offset + state.written}-${offset + count - 1} interrupted (${scrub(errorMessage(err))}); resuming in ${Math.round(delay)} ms (attempt ${failures + 1} of ${attempts})`,
+          );
           await sleep(delay);
         }
       }
@@ -142,11 +155,14 @@ export async function downloadObjectToFile(store: ObjectStore, obj: StoredObject
       };
       try {
         armStallTimer();
-        const body = await store.readRange(obj, offset + state.written, count - state.written, { signal: attemptAbort.signal });
+        const body = await store.readRange(obj, offset + state.written, count - state.written, {
+          signal: attemptAbort.signal,
+        });
         for await (const chunk of body) {
           armStallTimer();
           const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-          if (state.written + batchBytes + buf.length > count) throw new Error(`${obj.name}: the server sent more than the ${count} bytes asked for at offset ${offset}`);
+          if (state.written + batchBytes + buf.length > count)
+            throw new Error(`${obj.name}: the server sent more than the ${count} bytes asked for at offset ${offset}`);
           batch.push(buf);
           batchBytes += buf.length;
           bytesTransferred += buf.length;
@@ -154,7 +170,8 @@ export async function downloadObjectToFile(store: ObjectStore, obj: StoredObject
           if (batchBytes >= WRITE_BATCH) await flush();
         }
         await flush();
-        if (state.written < count) throw new TransientHttpError(0, `connection closed after ${state.written} of ${count} bytes`);
+        if (state.written < count)
+          throw new TransientHttpError(0, `connection closed after ${state.written} of ${count} bytes`);
       } catch (err) {
         // What arrived before the fault is good: put it on disk so the retry resumes after it.
         await flush().catch(() => undefined);
@@ -192,7 +209,8 @@ export async function downloadObjectToFile(store: ObjectStore, obj: StoredObject
     if (size === 0) finished[0] = 1;
     hashChain = hashChain.then(hashReady);
     await hashChain;
-    if (hashedRanges !== rangeCount) throw new Error(`internal: hashed ${hashedRanges} of ${rangeCount} ranges of ${obj.name}`);
+    if (hashedRanges !== rangeCount)
+      throw new Error(`internal: hashed ${hashedRanges} of ${rangeCount} ranges of ${obj.name}`);
     tl.debug(`${obj.name}: ${size} bytes in ${rangeCount} ranges, ${retries} resumed`);
     return { sha256: sha256.digest('hex'), md5: md5?.digest('hex'), sizeBytes: size, bytesTransferred, retries };
   } finally {

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -6,18 +7,27 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  type HeadObjectCommandOutput,
   ListBucketsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
-  type HeadObjectCommandOutput,
 } from '@aws-sdk/client-s3';
-import { TaskError, errorMessage } from '../errors';
+
+import { errorMessage, TaskError } from '../errors';
 import { withRetry } from '../retry';
 import { registerSecret, scrub } from '../secrets';
-import { base64ToHex, isSha256Hex, mapLimited, type ObjectStore, type ObjectWriter, type StoredObject, type UploadOptions } from './objectStore';
 import { lowerKeys } from './azureBlob';
+import {
+  base64ToHex,
+  isSha256Hex,
+  mapLimited,
+  type ObjectStore,
+  type ObjectWriter,
+  type StoredObject,
+  type UploadOptions,
+} from './objectStore';
 
 export interface S3Location {
   bucket: string;
@@ -55,7 +65,11 @@ export class S3Store implements ObjectStore, ObjectWriter {
       region: loc.region,
       endpoint: loc.endpoint,
       forcePathStyle: loc.forcePathStyle ?? !!loc.endpoint,
-      credentials: { accessKeyId: loc.accessKeyId, secretAccessKey: loc.secretAccessKey, sessionToken: loc.sessionToken },
+      credentials: {
+        accessKeyId: loc.accessKeyId,
+        secretAccessKey: loc.secretAccessKey,
+        sessionToken: loc.sessionToken,
+      },
       // Our own retry loop logs, bounds and resumes; the SDK's would hide faults and restart ranges.
       maxAttempts: 1,
       // S3-compatible stores often reject the newer default CRC trailers; checksums are verified by us.
@@ -74,11 +88,20 @@ export class S3Store implements ObjectStore, ObjectWriter {
       const out: StoredObject[] = [];
       let token: string | undefined;
       do {
-        const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: prefix || undefined, ContinuationToken: token }));
+        const page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: prefix || undefined, ContinuationToken: token }),
+        );
         for (const o of page.Contents ?? []) {
           if (!o.Key) continue;
           const etag = stripQuotes(o.ETag);
-          out.push({ name: o.Key, sizeBytes: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0), etag, contentMd5: md5FromEtag(etag), uri: this.uriOf(o.Key) });
+          out.push({
+            name: o.Key,
+            sizeBytes: o.Size ?? 0,
+            lastModified: o.LastModified ?? new Date(0),
+            etag,
+            contentMd5: md5FromEtag(etag),
+            uri: this.uriOf(o.Key),
+          });
         }
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
@@ -90,7 +113,8 @@ export class S3Store implements ObjectStore, ObjectWriter {
     const metadata = lowerKeys(head.Metadata);
     const etag = stripQuotes(head.ETag);
     // A full-object SHA-256 checksum (not the composite one of a multipart upload) is the content's digest.
-    const checksum = head.ChecksumSHA256 && head.ChecksumType !== 'COMPOSITE' ? base64ToHex(head.ChecksumSHA256) : undefined;
+    const checksum =
+      head.ChecksumSHA256 && head.ChecksumType !== 'COMPOSITE' ? base64ToHex(head.ChecksumSHA256) : undefined;
     const sha256 = isSha256Hex(metadata.sha256) ? metadata.sha256.toLowerCase() : checksum;
     return {
       name: key,
@@ -107,7 +131,18 @@ export class S3Store implements ObjectStore, ObjectWriter {
 
   async stat(name: string, pin?: { versionId?: string }): Promise<StoredObject | undefined> {
     try {
-      const head = await withRetry(() => this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: name, VersionId: pin?.versionId, ChecksumMode: 'ENABLED' })), { what: `HEAD ${name}` });
+      const head = await withRetry(
+        () =>
+          this.client.send(
+            new HeadObjectCommand({
+              Bucket: this.loc.bucket,
+              Key: name,
+              VersionId: pin?.versionId,
+              ChecksumMode: 'ENABLED',
+            }),
+          ),
+        { what: `HEAD ${name}` },
+      );
       return this.fromHead(name, head, pin?.versionId);
     } catch (err) {
       if (statusOf(err) === 404) {
@@ -121,22 +156,38 @@ export class S3Store implements ObjectStore, ObjectWriter {
   async details(obj: StoredObject): Promise<StoredObject> {
     if (obj.metadata) return obj;
     const full = await this.stat(obj.name, { versionId: obj.versionId });
-    if (!full) throw new TaskError(`'${obj.name}' was listed in ${this.locationUri} but is gone now. Run the task again.`);
+    if (!full)
+      throw new TaskError(`'${obj.name}' was listed in ${this.locationUri} but is gone now. Run the task again.`);
     return full;
   }
 
-  async readRange(obj: StoredObject, offset: number, count: number, opts: { signal: AbortSignal }): Promise<AsyncIterable<Uint8Array>> {
+  async readRange(
+    obj: StoredObject,
+    offset: number,
+    count: number,
+    opts: { signal: AbortSignal },
+  ): Promise<AsyncIterable<Uint8Array>> {
     try {
       const res = await this.client.send(
-        new GetObjectCommand({ Bucket: this.loc.bucket, Key: obj.name, VersionId: obj.versionId, Range: `bytes=${offset}-${offset + count - 1}`, IfMatch: obj.etag && !obj.versionId ? `"${obj.etag}"` : undefined }),
+        new GetObjectCommand({
+          Bucket: this.loc.bucket,
+          Key: obj.name,
+          VersionId: obj.versionId,
+          Range: `bytes=${offset}-${offset + count - 1}`,
+          IfMatch: obj.etag && !obj.versionId ? `"${obj.etag}"` : undefined,
+        }),
         { abortSignal: opts.signal },
       );
       if (!res.Body) throw new TaskError(`S3 returned no body for '${obj.name}'.`);
       return res.Body as AsyncIterable<Uint8Array>;
     } catch (err) {
-      if (statusOf(err) === 412) throw new TaskError(`'${obj.name}' changed while it was being downloaded (its ETag is no longer ${obj.etag}). Run the task again to fetch the new version.`);
+      if (statusOf(err) === 412)
+        throw new TaskError(
+          `'${obj.name}' changed while it was being downloaded (its ETag is no longer ${obj.etag}). Run the task again to fetch the new version.`,
+        );
       const status = statusOf(err);
-      if (status !== undefined && [401, 403, 404].includes(status)) throw await this.explain(err, `download '${obj.name}'`);
+      if (status !== undefined && [401, 403, 404].includes(status))
+        throw await this.explain(err, `download '${obj.name}'`);
       throw err;
     }
   }
@@ -153,51 +204,91 @@ export class S3Store implements ObjectStore, ObjectWriter {
 
   async upload(key: string, file: string, opts: UploadOptions): Promise<{ uri: string; etag: string }> {
     if (!opts.overwrite && (await this.stat(key))) {
-      throw new TaskError(`'${key}' already exists in ${this.locationUri}; it was published meanwhile. Publish a new version, or set overwrite to true.`);
+      throw new TaskError(
+        `'${key}' already exists in ${this.locationUri}; it was published meanwhile. Publish a new version, or set overwrite to true.`,
+      );
     }
     const tagging = opts.tags && Object.keys(opts.tags).length ? new URLSearchParams(opts.tags).toString() : undefined;
-    const common = { Bucket: this.loc.bucket, Key: key, Metadata: opts.metadata, ContentType: opts.contentType, Tagging: tagging };
+    const common = {
+      Bucket: this.loc.bucket,
+      Key: key,
+      Metadata: opts.metadata,
+      ContentType: opts.contentType,
+      Tagging: tagging,
+    };
     if (opts.sizeBytes <= opts.blockSize) {
       const res = await this.call(`upload ${key}`, () =>
-        this.client.send(new PutObjectCommand({ ...common, Body: fs.readFileSync(file), ContentMD5: opts.contentMd5 ? Buffer.from(opts.contentMd5, 'hex').toString('base64') : undefined })),
+        this.client.send(
+          new PutObjectCommand({
+            ...common,
+            Body: fs.readFileSync(file),
+            ContentMD5: opts.contentMd5 ? Buffer.from(opts.contentMd5, 'hex').toString('base64') : undefined,
+          }),
+        ),
       );
       opts.onProgress?.(opts.sizeBytes);
       return { uri: this.uriOf(key), etag: stripQuotes(res.ETag) };
     }
-    const created = await this.call(`start multipart upload of ${key}`, () => this.client.send(new CreateMultipartUploadCommand(common)));
+    const created = await this.call(`start multipart upload of ${key}`, () =>
+      this.client.send(new CreateMultipartUploadCommand(common)),
+    );
     const uploadId = created.UploadId!;
     try {
       const partCount = Math.ceil(opts.sizeBytes / opts.blockSize);
       let loaded = 0;
-      const parts = await mapLimited(Array.from({ length: partCount }, (_, i) => i), opts.concurrency, async (i) => {
-        const start = i * opts.blockSize;
-        const length = Math.min(opts.blockSize, opts.sizeBytes - start);
-        const res = await this.call(`upload part ${i + 1} of ${key}`, async () => {
-          const body = Buffer.allocUnsafe(length);
-          const handle = await fs.promises.open(file, 'r');
-          try {
-            await handle.read(body, 0, length, start);
-          } finally {
-            await handle.close();
-          }
-          return this.client.send(new UploadPartCommand({ Bucket: this.loc.bucket, Key: key, UploadId: uploadId, PartNumber: i + 1, Body: body, ContentLength: length }));
-        });
-        loaded += length;
-        opts.onProgress?.(loaded);
-        return { ETag: res.ETag, PartNumber: i + 1 };
-      });
+      const parts = await mapLimited(
+        Array.from({ length: partCount }, (_, i) => i),
+        opts.concurrency,
+        async (i) => {
+          const start = i * opts.blockSize;
+          const length = Math.min(opts.blockSize, opts.sizeBytes - start);
+          const res = await this.call(`upload part ${i + 1} of ${key}`, async () => {
+            const body = Buffer.allocUnsafe(length);
+            const handle = await fs.promises.open(file, 'r');
+            try {
+              await handle.read(body, 0, length, start);
+            } finally {
+              await handle.close();
+            }
+            return this.client.send(
+              new UploadPartCommand({
+                Bucket: this.loc.bucket,
+                Key: key,
+                UploadId: uploadId,
+                PartNumber: i + 1,
+                Body: body,
+                ContentLength: length,
+              }),
+            );
+          });
+          loaded += length;
+          opts.onProgress?.(loaded);
+          return { ETag: res.ETag, PartNumber: i + 1 };
+        },
+      );
       const done = await this.call(`complete multipart upload of ${key}`, () =>
-        this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.loc.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } })),
+        this.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.loc.bucket,
+            Key: key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts },
+          }),
+        ),
       );
       return { uri: this.uriOf(key), etag: stripQuotes(done.ETag) };
     } catch (err) {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.loc.bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
+      await this.client
+        .send(new AbortMultipartUploadCommand({ Bucket: this.loc.bucket, Key: key, UploadId: uploadId }))
+        .catch(() => undefined);
       throw err;
     }
   }
 
   async delete(key: string): Promise<void> {
-    await this.call(`delete ${key}`, () => this.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key: key })));
+    await this.call(`delete ${key}`, () =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key: key })),
+    );
   }
 
   private async assertBucketExists(): Promise<void> {
@@ -222,10 +313,19 @@ export class S3Store implements ObjectStore, ObjectWriter {
     const status = statusOf(err);
     const name = (err as { name?: string })?.name;
     const first = scrub(errorMessage(err)).split('\n')[0];
-    if (name === 'NoSuchBucket') return new TaskError(`Bucket '${this.loc.bucket}' does not exist at ${this.loc.endpoint ?? `region ${this.loc.region}`}. ${await this.describeWhatExists()}`, { cause: err });
+    if (name === 'NoSuchBucket')
+      return new TaskError(
+        `Bucket '${this.loc.bucket}' does not exist at ${this.loc.endpoint ?? `region ${this.loc.region}`}. ${await this.describeWhatExists()}`,
+        { cause: err },
+      );
     if (status === 403 || status === 401) {
-      return new TaskError(`S3 refused to ${what} in ${this.locationUri} (HTTP ${status}: ${first}). Check the access key and that its policy allows s3:ListBucket and s3:GetObject on this bucket.`, { cause: err });
+      return new TaskError(
+        `S3 refused to ${what} in ${this.locationUri} (HTTP ${status}: ${first}). Check the access key and that its policy allows s3:ListBucket and s3:GetObject on this bucket.`,
+        { cause: err },
+      );
     }
-    return new TaskError(`Could not ${what} in ${this.locationUri}: ${status ? `HTTP ${status}: ` : ''}${first}`, { cause: err });
+    return new TaskError(`Could not ${what} in ${this.locationUri}: ${status ? `HTTP ${status}: ` : ''}${first}`, {
+      cause: err,
+    });
   }
 }

@@ -124,7 +124,8 @@ export function applyDefaults(type: ResourceType, object: KubeObject, allocator:
       const stringData = asObject(object.stringData);
       if (Object.keys(stringData).length > 0) {
         const data = ensureObject(object, 'data');
-        for (const [key, value] of Object.entries(stringData)) data[key] = Buffer.from(String(value)).toString('base64');
+        for (const [key, value] of Object.entries(stringData))
+          data[key] = Buffer.from(String(value)).toString('base64');
       }
       delete object.stringData;
       break;
@@ -132,7 +133,9 @@ export function applyDefaults(type: ResourceType, object: KubeObject, allocator:
     case 'HorizontalPodAutoscaler':
       spec.minReplicas ??= 1;
       if (!Array.isArray(spec.metrics) || spec.metrics.length === 0) {
-        spec.metrics = [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 80 } } }];
+        spec.metrics = [
+          { type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 80 } } },
+        ];
       }
       break;
     case 'ConfigMap':
@@ -153,7 +156,12 @@ function validateMetadata(type: ResourceType, object: KubeObject, errors: FieldE
     const labelNamed = type.kind === 'Namespace' || type.kind === 'Service';
     const pattern = labelNamed ? dns1123Label : dns1123Subdomain;
     if (!pattern.test(name) || name.length > (labelNamed ? 63 : 253)) {
-      errors.push({ field: 'metadata.name', type: 'FieldValueInvalid', value: name, detail: labelNamed ? labelNameMessage : subdomainMessage });
+      errors.push({
+        field: 'metadata.name',
+        type: 'FieldValueInvalid',
+        value: name,
+        detail: labelNamed ? labelNameMessage : subdomainMessage,
+      });
     }
   }
   validateLabels(object.metadata.labels, 'metadata.labels', errors);
@@ -161,12 +169,25 @@ function validateMetadata(type: ResourceType, object: KubeObject, errors: FieldE
 
 function validateLabels(labels: unknown, field: string, errors: FieldError[]): void {
   for (const [key, value] of Object.entries(asObject(labels))) {
-    const [prefix, name] = key.includes('/') ? [key.slice(0, key.indexOf('/')), key.slice(key.indexOf('/') + 1)] : ['', key];
+    const [prefix, name] = key.includes('/')
+      ? [key.slice(0, key.indexOf('/')), key.slice(key.indexOf('/') + 1)]
+      : ['', key];
     if ((prefix && !dns1123Subdomain.test(prefix)) || !qualifiedNamePart.test(name) || name.length > 63) {
-      errors.push({ field, type: 'FieldValueInvalid', value: key, detail: "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character" });
+      errors.push({
+        field,
+        type: 'FieldValueInvalid',
+        value: key,
+        detail:
+          "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+      });
     }
     if (typeof value !== 'string' || !labelValue.test(value) || value.length > 63) {
-      errors.push({ field, type: 'FieldValueInvalid', value, detail: value !== null && String(value).length > 63 ? 'must be no more than 63 characters' : labelMessage });
+      errors.push({
+        field,
+        type: 'FieldValueInvalid',
+        value,
+        detail: value !== null && String(value).length > 63 ? 'must be no more than 63 characters' : labelMessage,
+      });
     }
   }
 }
@@ -179,19 +200,32 @@ function validatePodSpec(spec: Obj, field: string, errors: FieldError[], templat
     const at = `${field}.containers[${index}]`;
     const name = container.name;
     if (typeof name !== 'string' || !name) errors.push({ field: `${at}.name`, type: 'FieldValueRequired', detail: '' });
-    else if (!dns1123Label.test(name)) errors.push({ field: `${at}.name`, type: 'FieldValueInvalid', value: name, detail: labelNameMessage });
-    else if (names.has(name)) errors.push({ field: `${at}.name`, type: 'FieldValueDuplicate', value: name, detail: '' });
+    else if (!dns1123Label.test(name))
+      errors.push({ field: `${at}.name`, type: 'FieldValueInvalid', value: name, detail: labelNameMessage });
+    else if (names.has(name))
+      errors.push({ field: `${at}.name`, type: 'FieldValueDuplicate', value: name, detail: '' });
     if (typeof name === 'string') names.add(name);
-    if (typeof container.image !== 'string' || !container.image.trim()) errors.push({ field: `${at}.image`, type: 'FieldValueRequired', detail: '' });
+    if (typeof container.image !== 'string' || !container.image.trim())
+      errors.push({ field: `${at}.image`, type: 'FieldValueRequired', detail: '' });
     asArray(container.ports).forEach((port, p) => {
       const value = port.containerPort;
       if (typeof value !== 'number' || value < 1 || value > 65535) {
-        errors.push({ field: `${at}.ports[${p}].containerPort`, type: value === undefined ? 'FieldValueRequired' : 'FieldValueInvalid', value, detail: 'must be between 1 and 65535, inclusive' });
+        errors.push({
+          field: `${at}.ports[${p}].containerPort`,
+          type: value === undefined ? 'FieldValueRequired' : 'FieldValueInvalid',
+          value,
+          detail: 'must be between 1 and 65535, inclusive',
+        });
       }
     });
   });
   if (templateOfController && spec.restartPolicy !== undefined && spec.restartPolicy !== 'Always') {
-    errors.push({ field: `${field}.restartPolicy`, type: 'FieldValueNotSupported', value: spec.restartPolicy, detail: 'supported values: "Always"' });
+    errors.push({
+      field: `${field}.restartPolicy`,
+      type: 'FieldValueNotSupported',
+      value: spec.restartPolicy,
+      detail: 'supported values: "Always"',
+    });
   }
 }
 
@@ -202,29 +236,61 @@ function validateReplicated(object: KubeObject, errors: FieldError[]): void {
   const templateLabels = asObject(asObject(template.metadata).labels) as Record<string, string>;
   if (!isPlainObject(selector)) {
     errors.push({ field: 'spec.selector', type: 'FieldValueRequired', detail: '' });
-  } else if (Object.keys(asObject(selector.matchLabels)).length === 0 && asArray(selector.matchExpressions).length === 0) {
-    errors.push({ field: 'spec.selector', type: 'FieldValueInvalid', value: selector, detail: `empty selector is invalid for ${object.kind === 'ReplicaSet' ? 'replicaset' : 'deployment'}` });
+  } else if (
+    Object.keys(asObject(selector.matchLabels)).length === 0 &&
+    asArray(selector.matchExpressions).length === 0
+  ) {
+    errors.push({
+      field: 'spec.selector',
+      type: 'FieldValueInvalid',
+      value: selector,
+      detail: `empty selector is invalid for ${object.kind === 'ReplicaSet' ? 'replicaset' : 'deployment'}`,
+    });
   } else if (!labelSelectorMatches(selector, templateLabels)) {
-    errors.push({ field: 'spec.template.metadata.labels', type: 'FieldValueInvalid', value: templateLabels, detail: '`selector` does not match template `labels`' });
+    errors.push({
+      field: 'spec.template.metadata.labels',
+      type: 'FieldValueInvalid',
+      value: templateLabels,
+      detail: '`selector` does not match template `labels`',
+    });
   }
   validateLabels(templateLabels, 'spec.template.metadata.labels', errors);
   const replicas = spec.replicas;
   if (replicas !== undefined && (typeof replicas !== 'number' || replicas < 0)) {
-    errors.push({ field: 'spec.replicas', type: 'FieldValueInvalid', value: replicas, detail: 'must be greater than or equal to 0' });
+    errors.push({
+      field: 'spec.replicas',
+      type: 'FieldValueInvalid',
+      value: replicas,
+      detail: 'must be greater than or equal to 0',
+    });
   }
   validatePodSpec(asObject(template.spec), 'spec.template.spec', errors, true);
   if (object.kind === 'Deployment') {
     const deadline = spec.progressDeadlineSeconds;
     const minReady = typeof spec.minReadySeconds === 'number' ? spec.minReadySeconds : 0;
     if (typeof deadline === 'number' && deadline <= minReady) {
-      errors.push({ field: 'spec.progressDeadlineSeconds', type: 'FieldValueInvalid', value: deadline, detail: 'must be greater than minReadySeconds' });
+      errors.push({
+        field: 'spec.progressDeadlineSeconds',
+        type: 'FieldValueInvalid',
+        value: deadline,
+        detail: 'must be greater than minReadySeconds',
+      });
     }
     const strategy = asObject(spec.strategy);
     if (strategy.type !== undefined && strategy.type !== 'RollingUpdate' && strategy.type !== 'Recreate') {
-      errors.push({ field: 'spec.strategy.type', type: 'FieldValueNotSupported', value: strategy.type, detail: 'supported values: "Recreate", "RollingUpdate"' });
+      errors.push({
+        field: 'spec.strategy.type',
+        type: 'FieldValueNotSupported',
+        value: strategy.type,
+        detail: 'supported values: "Recreate", "RollingUpdate"',
+      });
     }
     if (strategy.type === 'Recreate' && strategy.rollingUpdate !== undefined) {
-      errors.push({ field: 'spec.strategy.rollingUpdate', type: 'FieldValueForbidden', detail: 'may not be specified when strategy `type` is \'Recreate\'' });
+      errors.push({
+        field: 'spec.strategy.rollingUpdate',
+        type: 'FieldValueForbidden',
+        detail: "may not be specified when strategy `type` is 'Recreate'",
+      });
     }
   }
 }
@@ -233,16 +299,27 @@ function validateService(object: KubeObject, errors: FieldError[]): void {
   const spec = asObject(object.spec);
   const type = spec.type ?? 'ClusterIP';
   if (!['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'].includes(String(type))) {
-    errors.push({ field: 'spec.type', type: 'FieldValueNotSupported', value: type, detail: 'supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort"' });
+    errors.push({
+      field: 'spec.type',
+      type: 'FieldValueNotSupported',
+      value: type,
+      detail: 'supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort"',
+    });
   }
   const ports = asArray(spec.ports);
   if (ports.length === 0 && spec.clusterIP !== 'None' && type !== 'ExternalName') {
     errors.push({ field: 'spec.ports', type: 'FieldValueRequired', detail: '' });
   }
   ports.forEach((port, index) => {
-    if (ports.length > 1 && !port.name) errors.push({ field: `spec.ports[${index}].name`, type: 'FieldValueRequired', detail: '' });
+    if (ports.length > 1 && !port.name)
+      errors.push({ field: `spec.ports[${index}].name`, type: 'FieldValueRequired', detail: '' });
     if (typeof port.port !== 'number' || port.port < 1 || port.port > 65535) {
-      errors.push({ field: `spec.ports[${index}].port`, type: port.port === undefined ? 'FieldValueRequired' : 'FieldValueInvalid', value: port.port, detail: 'must be between 1 and 65535, inclusive' });
+      errors.push({
+        field: `spec.ports[${index}].port`,
+        type: port.port === undefined ? 'FieldValueRequired' : 'FieldValueInvalid',
+        value: port.port,
+        detail: 'must be between 1 and 65535, inclusive',
+      });
     }
   });
 }
@@ -250,10 +327,20 @@ function validateService(object: KubeObject, errors: FieldError[]): void {
 function validateData(object: KubeObject, errors: FieldError[], base64: boolean): void {
   for (const [key, value] of Object.entries(asObject(object.data))) {
     if (!configKey.test(key)) {
-      errors.push({ field: `data[${key}]`, type: 'FieldValueInvalid', value: key, detail: "a valid config key must consist of alphanumeric characters, '-', '_' or '.'" });
+      errors.push({
+        field: `data[${key}]`,
+        type: 'FieldValueInvalid',
+        value: key,
+        detail: "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+      });
     }
     if (base64 && (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 !== 0)) {
-      errors.push({ field: `data[${key}]`, type: 'FieldValueInvalid', value: '<secret contents redacted>', detail: 'illegal base64 data' });
+      errors.push({
+        field: `data[${key}]`,
+        type: 'FieldValueInvalid',
+        value: '<secret contents redacted>',
+        detail: 'illegal base64 data',
+      });
     }
   }
 }
@@ -285,13 +372,30 @@ export function validateObject(type: ResourceType, object: KubeObject): void {
       if (!target.name) errors.push({ field: 'spec.scaleTargetRef.name', type: 'FieldValueRequired', detail: '' });
       const max = spec.maxReplicas;
       const min = typeof spec.minReplicas === 'number' ? spec.minReplicas : 1;
-      if (typeof max !== 'number' || max < 1) errors.push({ field: 'spec.maxReplicas', type: 'FieldValueInvalid', value: max, detail: 'must be greater than or equal to 1' });
-      else if (max < min) errors.push({ field: 'spec.maxReplicas', type: 'FieldValueInvalid', value: max, detail: 'must be greater than or equal to `minReplicas`' });
+      if (typeof max !== 'number' || max < 1)
+        errors.push({
+          field: 'spec.maxReplicas',
+          type: 'FieldValueInvalid',
+          value: max,
+          detail: 'must be greater than or equal to 1',
+        });
+      else if (max < min)
+        errors.push({
+          field: 'spec.maxReplicas',
+          type: 'FieldValueInvalid',
+          value: max,
+          detail: 'must be greater than or equal to `minReplicas`',
+        });
       break;
     }
     case 'PodDisruptionBudget':
       if (spec.minAvailable !== undefined && spec.maxUnavailable !== undefined) {
-        errors.push({ field: 'spec', type: 'FieldValueInvalid', value: spec, detail: 'minAvailable and maxUnavailable cannot be both set' });
+        errors.push({
+          field: 'spec',
+          type: 'FieldValueInvalid',
+          value: spec,
+          detail: 'minAvailable and maxUnavailable cannot be both set',
+        });
       }
       break;
     default:
@@ -308,13 +412,20 @@ export function validateUpdate(type: ResourceType, before: KubeObject, after: Ku
   };
   const beforeSpec = asObject(before.spec);
   const afterSpec = asObject(after.spec);
-  if (type.kind === 'Deployment' || type.kind === 'ReplicaSet') immutable('spec.selector', beforeSpec.selector, afterSpec.selector);
-  if (type.kind === 'Service' && beforeSpec.clusterIP !== 'None' && afterSpec.clusterIP !== undefined) immutable('spec.clusterIP', beforeSpec.clusterIP, afterSpec.clusterIP);
+  if (type.kind === 'Deployment' || type.kind === 'ReplicaSet')
+    immutable('spec.selector', beforeSpec.selector, afterSpec.selector);
+  if (type.kind === 'Service' && beforeSpec.clusterIP !== 'None' && afterSpec.clusterIP !== undefined)
+    immutable('spec.clusterIP', beforeSpec.clusterIP, afterSpec.clusterIP);
   if (type.kind === 'Secret' && after.type !== undefined) immutable('type', before.type, after.type);
   if (type.kind === 'Pod') {
     const strip = (spec: Obj) => asArray(spec.containers).map((c) => ({ ...c, image: undefined }));
     if (!deepEqual(strip(beforeSpec), strip(afterSpec))) {
-      errors.push({ field: 'spec', type: 'FieldValueForbidden', detail: 'pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations), `spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)' });
+      errors.push({
+        field: 'spec',
+        type: 'FieldValueForbidden',
+        detail:
+          'pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations), `spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)',
+      });
     }
   }
   if (errors.length > 0) throw invalid(type.kind, type.group, after.metadata.name, errors);

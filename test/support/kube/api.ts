@@ -1,7 +1,9 @@
 /** The REST surface: routing, auth, content negotiation, CRUD + patch + apply, logs, service proxy. */
-import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { type IncomingMessage, request as httpRequest, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+
 import yaml from 'js-yaml';
+
 import type { Cluster, Propagation } from './cluster';
 import type { ControllerManager } from './controller';
 import { containersOf } from './kubelet';
@@ -40,7 +42,12 @@ export interface ApiContext {
   bookmarkIntervalMs: number;
 }
 
-const patchTypes = ['application/json-patch+json', 'application/merge-patch+json', 'application/apply-patch+yaml', 'application/strategic-merge-patch+json'];
+const patchTypes = [
+  'application/json-patch+json',
+  'application/merge-patch+json',
+  'application/apply-patch+yaml',
+  'application/strategic-merge-patch+json',
+];
 const bodyTypes = ['application/json', 'application/yaml'];
 
 function mediaType(req: IncomingMessage): string | undefined {
@@ -49,7 +56,11 @@ function mediaType(req: IncomingMessage): string | undefined {
 
 function sendJson(res: ServerResponse, code: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-cache, private' });
+  res.writeHead(code, {
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(text),
+    'Cache-Control': 'no-cache, private',
+  });
   res.end(text);
 }
 
@@ -88,7 +99,12 @@ export class KubeApi {
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'https://127.0.0.1');
-    this.ctx.requests.push({ method: req.method ?? 'GET', path: url.pathname, query: Object.fromEntries(url.searchParams), contentType: req.headers['content-type'] });
+    this.ctx.requests.push({
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      contentType: req.headers['content-type'],
+    });
     try {
       if (req.headers.authorization !== `Bearer ${this.ctx.token}`) {
         throw failure(401, 'Unauthorized', 'Unauthorized');
@@ -100,7 +116,12 @@ export class KubeApi {
         return;
       }
       if (error instanceof KubeApiError) sendJson(res, error.status.code, error.status);
-      else sendJson(res, 500, failure(500, 'InternalError', `Internal error occurred: ${(error as Error).message}`).status);
+      else
+        sendJson(
+          res,
+          500,
+          failure(500, 'InternalError', `Internal error occurred: ${(error as Error).message}`).status,
+        );
     }
   }
 
@@ -118,15 +139,15 @@ export class KubeApi {
       if (path === '/api') return sendJson(res, 200, coreApiVersions());
       if (path === '/apis') return sendJson(res, 200, apiGroupList());
       if (segments[0] === 'api' && segments.length === 2) {
-        const list = apiResourceList('', segments[1]!);
+        const list = apiResourceList('', segments[1]);
         if (list) return sendJson(res, 200, list);
       }
       if (segments[0] === 'apis' && segments.length === 2) {
-        const group = apiGroupDocument(segments[1]!);
+        const group = apiGroupDocument(segments[1]);
         if (group) return sendJson(res, 200, group);
       }
       if (segments[0] === 'apis' && segments.length === 3) {
-        const list = apiResourceList(segments[1]!, segments[2]!);
+        const list = apiResourceList(segments[1], segments[2]);
         if (list) return sendJson(res, 200, list);
       }
     }
@@ -142,9 +163,11 @@ export class KubeApi {
       if (method === 'DELETE') return sendJson(res, 200, this.deleteCollection(type, namespace, query));
       throw failure(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`);
     }
-    if (subresource === 'log' && type.kind === 'Pod' && method === 'GET') return this.logs(res, namespace!, name, query);
+    if (subresource === 'log' && type.kind === 'Pod' && method === 'GET')
+      return this.logs(res, namespace!, name, query);
     if (subresource === 'proxy' && type.kind === 'Service') return this.proxy(req, res, namespace!, name, url);
-    if (subresource !== undefined && subresource !== 'status') throw failure(404, 'NotFound', 'the server could not find the requested resource', {});
+    if (subresource !== undefined && subresource !== 'status')
+      throw failure(404, 'NotFound', 'the server could not find the requested resource', {});
     if (subresource === undefined || subresource === 'status') {
       switch (method) {
         case 'GET': {
@@ -174,8 +197,9 @@ export class KubeApi {
     let group: string;
     let version: string;
     let rest: string[];
-    if (segments[0] === 'api' && segments.length >= 3) [group, version, rest] = ['', segments[1]!, segments.slice(2)];
-    else if (segments[0] === 'apis' && segments.length >= 4) [group, version, rest] = [segments[1]!, segments[2]!, segments.slice(3)];
+    if (segments[0] === 'api' && segments.length >= 3) [group, version, rest] = ['', segments[1], segments.slice(2)];
+    else if (segments[0] === 'apis' && segments.length >= 4)
+      [group, version, rest] = [segments[1], segments[2], segments.slice(3)];
     else return undefined;
     let watchPath = false;
     if (rest[0] === 'watch') {
@@ -183,11 +207,11 @@ export class KubeApi {
       rest = rest.slice(1);
     }
     if (rest[0] === 'namespaces' && rest.length >= 3 && rest[2] !== 'status' && rest[2] !== 'finalize') {
-      const type = findResourceType(group, version, rest[2]!);
-      if (!type || !type.namespaced) return undefined;
+      const type = findResourceType(group, version, rest[2]);
+      if (!type?.namespaced) return undefined;
       return { type, namespace: rest[1], name: rest[3], subresource: rest[4], rest: rest.slice(5), watchPath };
     }
-    const type = findResourceType(group, version, rest[0]!);
+    const type = findResourceType(group, version, rest[0]);
     if (!type) return undefined;
     if (type.namespaced && rest.length > 1) return undefined;
     return { type, namespace: undefined, name: rest[1], subresource: rest[2], rest: rest.slice(3), watchPath };
@@ -216,7 +240,9 @@ export class KubeApi {
     if (limit > 0) {
       const page = items.slice(start, start + limit);
       if (start + limit < items.length) {
-        metadata.continue = Buffer.from(JSON.stringify({ v: 'meta.k8s.io/v1', start: start + limit })).toString('base64');
+        metadata.continue = Buffer.from(JSON.stringify({ v: 'meta.k8s.io/v1', start: start + limit })).toString(
+          'base64',
+        );
         metadata.remainingItemCount = items.length - start - limit;
       }
       items = page;
@@ -246,20 +272,35 @@ export class KubeApi {
   private managerOf(req: IncomingMessage, query: URLSearchParams): string {
     const explicit = query.get('fieldManager');
     if (explicit) return explicit;
-    return (req.headers['user-agent'] ?? 'unknown').split('/')[0]!.trim() || 'unknown';
+    return (req.headers['user-agent'] ?? 'unknown').split('/')[0].trim() || 'unknown';
   }
 
   private validateFieldManager(query: URLSearchParams): void {
     const manager = query.get('fieldManager');
     if (manager && manager.length > 128) {
-      throw invalid('PatchOptions', 'meta.k8s.io', '', [{ field: 'fieldManager', type: 'FieldValueInvalid', value: manager, detail: 'may not be longer than 128 characters' }]);
+      throw invalid('PatchOptions', 'meta.k8s.io', '', [
+        {
+          field: 'fieldManager',
+          type: 'FieldValueInvalid',
+          value: manager,
+          detail: 'may not be longer than 128 characters',
+        },
+      ]);
     }
   }
 
-  private async readObject(req: IncomingMessage, type: ResourceType, namespace: string | undefined): Promise<KubeObject> {
+  private async readObject(
+    req: IncomingMessage,
+    type: ResourceType,
+    namespace: string | undefined,
+  ): Promise<KubeObject> {
     const contentType = mediaType(req);
     if (!contentType || !bodyTypes.includes(contentType)) {
-      throw failure(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf`);
+      throw failure(
+        415,
+        'UnsupportedMediaType',
+        `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf`,
+      );
     }
     const body = parseJsonBody(await readBody(req), contentType, 'object');
     if (!isPlainObject(body)) throw badRequest('the object provided is unrecognized (must be of type Object)');
@@ -269,10 +310,14 @@ export class KubeApi {
   /** apiVersion/kind/namespace in the body must agree with the URL, as the apiserver's decoder insists. */
   private checkIdentity(object: KubeObject, type: ResourceType, namespace: string | undefined): KubeObject {
     if (object.apiVersion !== undefined && object.apiVersion !== apiVersionOf(type)) {
-      throw badRequest(`the API version in the data (${object.apiVersion}) does not match the expected API version (${apiVersionOf(type)})`);
+      throw badRequest(
+        `the API version in the data (${object.apiVersion}) does not match the expected API version (${apiVersionOf(type)})`,
+      );
     }
     if (object.kind !== undefined && object.kind !== type.kind) {
-      throw badRequest(`${object.kind} in version "${type.version}" cannot be handled as a ${type.kind}: no kind "${object.kind}" is registered for version "${apiVersionOf(type)}"`);
+      throw badRequest(
+        `${object.kind} in version "${type.version}" cannot be handled as a ${type.kind}: no kind "${object.kind}" is registered for version "${apiVersionOf(type)}"`,
+      );
     }
     if (!isPlainObject(object.metadata)) object.metadata = { name: '' };
     if (type.namespaced) {
@@ -287,17 +332,29 @@ export class KubeApi {
   private dryRun(query: URLSearchParams): boolean {
     const value = query.get('dryRun');
     if (value !== null && value !== 'All') {
-      throw invalid('CreateOptions', 'meta.k8s.io', '', [{ field: 'dryRun', type: 'FieldValueNotSupported', value: [value], detail: 'supported values: "All"' }]);
+      throw invalid('CreateOptions', 'meta.k8s.io', '', [
+        { field: 'dryRun', type: 'FieldValueNotSupported', value: [value], detail: 'supported values: "All"' },
+      ]);
     }
     return value === 'All';
   }
 
-  private async create(req: IncomingMessage, res: ServerResponse, type: ResourceType, namespace: string | undefined, query: URLSearchParams): Promise<void> {
-    if (type.namespaced && namespace === undefined) throw failure(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
+  private async create(
+    req: IncomingMessage,
+    res: ServerResponse,
+    type: ResourceType,
+    namespace: string | undefined,
+    query: URLSearchParams,
+  ): Promise<void> {
+    if (type.namespaced && namespace === undefined)
+      throw failure(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
     this.validateFieldManager(query);
     const object = await this.readObject(req, type, namespace);
     if (type.subresources.includes('status')) delete object.status;
-    const created = this.cluster.create(type, object, { dryRun: this.dryRun(query), manager: this.managerOf(req, query) });
+    const created = this.cluster.create(type, object, {
+      dryRun: this.dryRun(query),
+      manager: this.managerOf(req, query),
+    });
     sendJson(res, 201, created);
   }
 
@@ -314,11 +371,18 @@ export class KubeApi {
     return proposed;
   }
 
-  private async replace(req: IncomingMessage, res: ServerResponse, route: Route, query: URLSearchParams): Promise<void> {
+  private async replace(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Route,
+    query: URLSearchParams,
+  ): Promise<void> {
     this.validateFieldManager(query);
     const object = await this.readObject(req, route.type, route.namespace);
     if (object.metadata.name !== route.name) {
-      throw badRequest(`the name of the object (${object.metadata.name}) does not match the name on the URL (${route.name})`);
+      throw badRequest(
+        `the name of the object (${object.metadata.name}) does not match the name on the URL (${route.name})`,
+      );
     }
     const before = this.requireExisting(route);
     if (object.metadata.resourceVersion && object.metadata.resourceVersion !== before.metadata.resourceVersion) {
@@ -338,16 +402,23 @@ export class KubeApi {
   private async patch(req: IncomingMessage, res: ServerResponse, route: Route, query: URLSearchParams): Promise<void> {
     const contentType = mediaType(req);
     if (!contentType || !patchTypes.includes(contentType)) {
-      throw failure(415, 'UnsupportedMediaType',
-        'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json, application/apply-patch+cbor');
+      throw failure(
+        415,
+        'UnsupportedMediaType',
+        'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json, application/apply-patch+cbor',
+      );
     }
     const isApply = contentType === 'application/apply-patch+yaml';
     const force = boolParam(query, 'force');
     if (!isApply && force !== undefined) {
-      throw invalid('PatchOptions', 'meta.k8s.io', '', [{ field: 'force', type: 'FieldValueForbidden', detail: 'may not be specified for non-apply patch' }]);
+      throw invalid('PatchOptions', 'meta.k8s.io', '', [
+        { field: 'force', type: 'FieldValueForbidden', detail: 'may not be specified for non-apply patch' },
+      ]);
     }
     if (isApply && !query.get('fieldManager')) {
-      throw invalid('PatchOptions', 'meta.k8s.io', '', [{ field: 'fieldManager', type: 'FieldValueRequired', detail: 'is required for apply patch' }]);
+      throw invalid('PatchOptions', 'meta.k8s.io', '', [
+        { field: 'fieldManager', type: 'FieldValueRequired', detail: 'is required for apply patch' },
+      ]);
     }
     this.validateFieldManager(query);
     const body = parseJsonBody(await readBody(req), contentType, 'patch');
@@ -357,48 +428,77 @@ export class KubeApi {
       if (!isPlainObject(body)) throw badRequest('error decoding YAML: the apply configuration must be an object');
       const applied = this.checkIdentity(clone(body) as KubeObject, type, route.namespace);
       if (applied.apiVersion === undefined || applied.kind === undefined) {
-        throw badRequest('Object \'Kind\' is missing in \'' + JSON.stringify(body) + '\'');
+        throw badRequest("Object 'Kind' is missing in '" + JSON.stringify(body) + "'");
       }
       if (applied.metadata.name !== route.name) {
-        throw badRequest(`the name of the object (${applied.metadata.name ?? ''}) does not match the name on the URL (${route.name})`);
+        throw badRequest(
+          `the name of the object (${applied.metadata.name ?? ''}) does not match the name on the URL (${route.name})`,
+        );
       }
       if (applied.metadata.managedFields !== undefined) throw badRequest('metadata.managedFields must be nil');
-      const live = this.cluster.store.get(type, route.namespace, route.name!);
+      const live = this.cluster.store.get(type, route.namespace, route.name);
       const manager = query.get('fieldManager')!;
       if (!live) {
-        if (route.subresource) throw notFound(type.resource, type.group, route.name!);
-        const object = serverSideApply({ live: undefined, applied, manager, force: force === true, apiVersion: apiVersionOf(type) });
+        if (route.subresource) throw notFound(type.resource, type.group, route.name);
+        const object = serverSideApply({
+          live: undefined,
+          applied,
+          manager,
+          force: force === true,
+          apiVersion: apiVersionOf(type),
+        });
         if (type.subresources.includes('status')) delete object.status;
         return sendJson(res, 201, this.cluster.create(type, object, { dryRun, manager, managedFieldsDone: true }));
       }
       if (applied.metadata.resourceVersion && applied.metadata.resourceVersion !== live.metadata.resourceVersion) {
-        throw modifiedConflict(type.resource, type.group, route.name!);
+        throw modifiedConflict(type.resource, type.group, route.name);
       }
       delete applied.metadata.resourceVersion;
-      const merged = serverSideApply({ live, applied, manager, force: force === true, apiVersion: apiVersionOf(type), ...(route.subresource ? { subresource: route.subresource } : {}) });
+      const merged = serverSideApply({
+        live,
+        applied,
+        manager,
+        force: force === true,
+        apiVersion: apiVersionOf(type),
+        ...(route.subresource ? { subresource: route.subresource } : {}),
+      });
       const next = this.combine(route, live, merged);
       return sendJson(res, 200, this.cluster.update(type, live, next, { dryRun, manager, managedFieldsDone: true }));
     }
     const before = this.requireExisting(route);
     let patched: unknown;
     if (contentType === 'application/json-patch+json') patched = jsonPatch(before, body);
-    else if (!isPlainObject(body)) throw badRequest('json: cannot unmarshal array into Go value of type map[string]interface {}');
-    else patched = contentType === 'application/merge-patch+json' ? mergePatch(before, body) : strategicMergePatch(before, body);
+    else if (!isPlainObject(body))
+      throw badRequest('json: cannot unmarshal array into Go value of type map[string]interface {}');
+    else
+      patched =
+        contentType === 'application/merge-patch+json' ? mergePatch(before, body) : strategicMergePatch(before, body);
     if (!isPlainObject(patched)) throw badRequest('the patched object is not an object');
     const patchedObject = patched as KubeObject;
     const requestedVersion = patchedObject.metadata?.resourceVersion;
-    if (requestedVersion && requestedVersion !== before.metadata.resourceVersion) throw modifiedConflict(type.resource, type.group, route.name!);
+    if (requestedVersion && requestedVersion !== before.metadata.resourceVersion)
+      throw modifiedConflict(type.resource, type.group, route.name!);
     this.checkIdentity(patchedObject, type, route.namespace);
-    if (patchedObject.metadata.name !== route.name) throw badRequest(`the name of the object (${patchedObject.metadata.name}) does not match the name on the URL (${route.name})`);
+    if (patchedObject.metadata.name !== route.name)
+      throw badRequest(
+        `the name of the object (${patchedObject.metadata.name}) does not match the name on the URL (${route.name})`,
+      );
     const next = this.combine(route, before, patchedObject);
-    sendJson(res, 200, this.cluster.update(type, before, next, {
-      dryRun,
-      manager: this.managerOf(req, query),
-      ...(route.subresource ? { subresource: route.subresource } : {}),
-    }));
+    sendJson(
+      res,
+      200,
+      this.cluster.update(type, before, next, {
+        dryRun,
+        manager: this.managerOf(req, query),
+        ...(route.subresource ? { subresource: route.subresource } : {}),
+      }),
+    );
   }
 
-  private async deleteOptions(req: IncomingMessage, query: URLSearchParams): Promise<{ propagation?: Propagation; gracePeriodSeconds?: number; uid?: string }> {
+  private async deleteOptions(
+    req: IncomingMessage,
+    query: URLSearchParams,
+  ): Promise<{ propagation?: Propagation; gracePeriodSeconds?: number; uid?: string }> {
     const raw = await readBody(req);
     let body: Record<string, unknown> = {};
     if (raw.length > 0) {
@@ -407,7 +507,14 @@ export class KubeApi {
     }
     const propagation = (query.get('propagationPolicy') ?? body.propagationPolicy) as string | undefined;
     if (propagation !== undefined && !['Background', 'Foreground', 'Orphan'].includes(propagation)) {
-      throw invalid('DeleteOptions', 'meta.k8s.io', '', [{ field: 'propagationPolicy', type: 'FieldValueNotSupported', value: propagation, detail: 'supported values: "Foreground", "Background", "Orphan", "nil"' }]);
+      throw invalid('DeleteOptions', 'meta.k8s.io', '', [
+        {
+          field: 'propagationPolicy',
+          type: 'FieldValueNotSupported',
+          value: propagation,
+          detail: 'supported values: "Foreground", "Background", "Orphan", "nil"',
+        },
+      ]);
     }
     const orphan = body.orphanDependents === true || query.get('orphanDependents') === 'true';
     const grace = query.get('gracePeriodSeconds') ?? body.gracePeriodSeconds;
@@ -419,24 +526,53 @@ export class KubeApi {
     };
   }
 
-  private async delete(req: IncomingMessage, res: ServerResponse, type: ResourceType, namespace: string | undefined, name: string, query: URLSearchParams): Promise<void> {
+  private async delete(
+    req: IncomingMessage,
+    res: ServerResponse,
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    query: URLSearchParams,
+  ): Promise<void> {
     const options = await this.deleteOptions(req, query);
     const existing = this.cluster.store.get(type, namespace, name);
     if (!existing) throw notFound(type.resource, type.group, name);
     if (options.uid && options.uid !== existing.metadata.uid) {
-      throw failure(409, 'Conflict', `Precondition failed: UID in precondition: ${options.uid}, UID in object meta: ${existing.metadata.uid}`);
+      throw failure(
+        409,
+        'Conflict',
+        `Precondition failed: UID in precondition: ${options.uid}, UID in object meta: ${existing.metadata.uid}`,
+      );
     }
     const deleted = this.cluster.delete(type, namespace, name, { ...options, dryRun: this.dryRun(query) });
     // Pods and namespaces answer with the object (it lingers while terminating); other types with a Status.
     if (type.kind === 'Pod' || type.kind === 'Namespace') return sendJson(res, 200, deleted);
-    sendJson(res, 200, successStatus({ name, ...(type.group ? { group: type.group } : {}), kind: type.resource, uid: existing.metadata.uid! }));
+    sendJson(
+      res,
+      200,
+      successStatus({
+        name,
+        ...(type.group ? { group: type.group } : {}),
+        kind: type.resource,
+        uid: existing.metadata.uid!,
+      }),
+    );
   }
 
-  private deleteCollection(type: ResourceType, namespace: string | undefined, query: URLSearchParams): Record<string, unknown> {
+  private deleteCollection(
+    type: ResourceType,
+    namespace: string | undefined,
+    query: URLSearchParams,
+  ): Record<string, unknown> {
     const matches = this.selectorsOf(type, query);
     const doomed = this.cluster.store.list(type, namespace).filter(matches);
     const items = doomed.map((object) => this.cluster.delete(type, object.metadata.namespace, object.metadata.name));
-    return { kind: listKind(type), apiVersion: apiVersionOf(type), metadata: { resourceVersion: String(this.cluster.store.resourceVersion) }, items };
+    return {
+      kind: listKind(type),
+      apiVersion: apiVersionOf(type),
+      metadata: { resourceVersion: String(this.cluster.store.resourceVersion) },
+      items,
+    };
   }
 
   private logs(res: ServerResponse, namespace: string, name: string, query: URLSearchParams): void {
@@ -446,7 +582,10 @@ export class KubeApi {
     const containers = containersOf(pod).map((c) => String(c.name));
     let container = query.get('container');
     if (!container) {
-      if (containers.length !== 1) throw badRequest(`a container name must be specified for pod ${name}, choose one of: [${containers.join(' ')}]`);
+      if (containers.length !== 1)
+        throw badRequest(
+          `a container name must be specified for pod ${name}, choose one of: [${containers.join(' ')}]`,
+        );
       container = containers[0]!;
     }
     if (!containers.includes(container)) throw badRequest(`container ${container} is not valid for pod ${name}`);
@@ -457,7 +596,9 @@ export class KubeApi {
     if (tail !== null) {
       const n = Number(tail);
       if (!Number.isInteger(n) || n < 0) {
-        throw invalid('PodLogOptions', '', '', [{ field: 'tailLines', type: 'FieldValueInvalid', value: tail, detail: 'must be greater than or equal to 0' }]);
+        throw invalid('PodLogOptions', '', '', [
+          { field: 'tailLines', type: 'FieldValueInvalid', value: tail, detail: 'must be greater than or equal to 0' },
+        ]);
       }
       lines = n === 0 ? [] : lines.slice(-n);
     }
@@ -474,20 +615,30 @@ export class KubeApi {
    * `services/{[scheme:]name[:port]}/proxy/...`: forwarded to the backend registered for the
    * service, once the service has a ready endpoint, like the apiserver's service proxy.
    */
-  private async proxy(req: IncomingMessage, res: ServerResponse, namespace: string, spec: string, url: URL): Promise<void> {
+  private async proxy(
+    req: IncomingMessage,
+    res: ServerResponse,
+    namespace: string,
+    spec: string,
+    url: URL,
+  ): Promise<void> {
     const parts = spec.split(':');
-    const [serviceName, portSpec] = parts.length === 3 ? [parts[1]!, parts[2]!] : [parts[0]!, parts[1] ?? ''];
+    const [serviceName, portSpec] = parts.length === 3 ? [parts[1], parts[2]] : [parts[0], parts[1] ?? ''];
     const serviceType = findResourceType('', 'v1', 'services')!;
     const service = this.cluster.store.get(serviceType, namespace, serviceName);
     if (!service) throw notFound('services', '', serviceName);
-    const ports = (((service.spec as Record<string, unknown>).ports ?? []) as Record<string, unknown>[]);
+    const ports = ((service.spec as Record<string, unknown>).ports ?? []) as Record<string, unknown>[];
     const port = portSpec === '' ? ports[0] : ports.find((p) => p.name === portSpec || String(p.port) === portSpec);
     const unavailable = () => failure(503, 'ServiceUnavailable', `no endpoints available for service "${spec}"`);
     if (!port) throw unavailable();
     if (this.ctx.controller.readyEndpoints(service).length === 0) throw unavailable();
     const backend = this.ctx.serviceBackends.get(`${namespace}/${serviceName}`);
     if (!backend) {
-      throw failure(503, 'ServiceUnavailable', `error trying to reach service: dial tcp 10.244.0.10:${String(port.targetPort ?? port.port)}: connect: connection refused`);
+      throw failure(
+        503,
+        'ServiceUnavailable',
+        `error trying to reach service: dial tcp 10.244.0.10:${String(port.targetPort ?? port.port)}: connect: connection refused`,
+      );
     }
     const prefixEnd = url.pathname.indexOf('/proxy') + '/proxy'.length;
     const forwardedPath = url.pathname.slice(prefixEnd) || '/';
@@ -508,7 +659,12 @@ export class KubeApi {
         upstreamRes.on('error', () => resolve());
       });
       upstream.on('error', (error) => {
-        if (!res.headersSent) sendJson(res, 503, failure(503, 'ServiceUnavailable', `error trying to reach service: ${error.message}`).status);
+        if (!res.headersSent)
+          sendJson(
+            res,
+            503,
+            failure(503, 'ServiceUnavailable', `error trying to reach service: ${error.message}`).status,
+          );
         else res.end();
         resolve();
       });

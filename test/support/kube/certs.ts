@@ -21,14 +21,32 @@ export async function makeServerCertificates(): Promise<ServerCertificates> {
   try {
     const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
     await run('openssl', [
-      'req', '-x509', ...ecKey, '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.pem'),
-      '-days', '2', '-subj', '/CN=kube-test-ca',
-      '-addext', 'basicConstraints=critical,CA:TRUE',
-      '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+      'req',
+      '-x509',
+      ...ecKey,
+      '-keyout',
+      join(dir, 'ca.key'),
+      '-out',
+      join(dir, 'ca.pem'),
+      '-days',
+      '2',
+      '-subj',
+      '/CN=kube-test-ca',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
     ]);
     await run('openssl', [
-      'req', '-new', ...ecKey, '-keyout', join(dir, 'server.key'), '-out', join(dir, 'server.csr'),
-      '-subj', '/CN=kube-apiserver',
+      'req',
+      '-new',
+      ...ecKey,
+      '-keyout',
+      join(dir, 'server.key'),
+      '-out',
+      join(dir, 'server.csr'),
+      '-subj',
+      '/CN=kube-apiserver',
     ]);
     await writeFile(
       join(dir, 'server.ext'),
@@ -36,8 +54,21 @@ export async function makeServerCertificates(): Promise<ServerCertificates> {
         'extendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n',
     );
     await run('openssl', [
-      'x509', '-req', '-in', join(dir, 'server.csr'), '-CA', join(dir, 'ca.pem'), '-CAkey', join(dir, 'ca.key'),
-      '-CAcreateserial', '-days', '2', '-extfile', join(dir, 'server.ext'), '-out', join(dir, 'server.pem'),
+      'x509',
+      '-req',
+      '-in',
+      join(dir, 'server.csr'),
+      '-CA',
+      join(dir, 'ca.pem'),
+      '-CAkey',
+      join(dir, 'ca.key'),
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      join(dir, 'server.ext'),
+      '-out',
+      join(dir, 'server.pem'),
     ]);
     const [caPem, certPem, keyPem] = await Promise.all(
       ['ca.pem', 'server.pem', 'server.key'].map((name) => readFile(join(dir, name), 'utf8')),

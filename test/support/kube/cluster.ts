@@ -2,7 +2,7 @@
 import { applyDefaults, ServiceAllocator, validateObject, validateUpdate } from './admission';
 import { recordUpdate } from './managedFields';
 import { clone, deepEqual, type KubeObject, newUid, randomSuffix, timestamp } from './objects';
-import { apiVersionOf, resourceTypeOfKind, resourceTypes, type ResourceType } from './resources';
+import { apiVersionOf, type ResourceType, resourceTypeOfKind, resourceTypes } from './resources';
 import { alreadyExists, failure, notFound } from './status';
 import { ObjectStore } from './store';
 
@@ -51,13 +51,19 @@ export class Cluster {
     if (object.metadata.namespace) {
       const ns = this.store.get(resourceTypeOfKind('Namespace'), undefined, object.metadata.namespace);
       if (ns?.metadata.deletionTimestamp) {
-        throw failure(403, 'Forbidden', `${type.resource} "${object.metadata.name}" is forbidden: unable to create new content in namespace ${namespace} because it is being terminated`);
+        throw failure(
+          403,
+          'Forbidden',
+          `${type.resource} "${object.metadata.name}" is forbidden: unable to create new content in namespace ${namespace} because it is being terminated`,
+        );
       }
     }
-    if (!object.metadata.name && object.metadata.generateName) object.metadata.name = `${object.metadata.generateName}${randomSuffix()}`;
+    if (!object.metadata.name && object.metadata.generateName)
+      object.metadata.name = `${object.metadata.generateName}${randomSuffix()}`;
     applyDefaults(type, object, this.allocator);
     validateObject(type, object);
-    if (this.store.get(type, namespace, object.metadata.name)) throw alreadyExists(type.resource, type.group, object.metadata.name);
+    if (this.store.get(type, namespace, object.metadata.name))
+      throw alreadyExists(type.resource, type.group, object.metadata.name);
     object.apiVersion = apiVersionOf(type);
     object.kind = type.kind;
     object.metadata.uid = newUid();
@@ -66,13 +72,19 @@ export class Cluster {
     delete object.metadata.deletionTimestamp;
     if (type.hasSpecGeneration || type.kind === 'Pod') object.metadata.generation = 1;
     else delete object.metadata.generation;
-    if (options.manager && !options.managedFieldsDone) recordUpdate(undefined, object, options.manager, apiVersionOf(type));
+    if (options.manager && !options.managedFieldsDone)
+      recordUpdate(undefined, object, options.manager, apiVersionOf(type));
     if (options.dryRun) return object;
     return this.store.put(type, object);
   }
 
   /** Stores a new version of an existing object; `next` carries the caller's status handling already. */
-  update(type: ResourceType, before: KubeObject, input: KubeObject, options: WriteOptions & { subresource?: string } = {}): KubeObject {
+  update(
+    type: ResourceType,
+    before: KubeObject,
+    input: KubeObject,
+    options: WriteOptions & { subresource?: string } = {},
+  ): KubeObject {
     const next = clone(input);
     next.metadata = {
       ...next.metadata,
@@ -100,10 +112,15 @@ export class Cluster {
       const specChanged = !deepEqual(before.spec, next.spec);
       next.metadata.generation = (before.metadata.generation ?? 1) + (specChanged ? 1 : 0);
     } else if (before.metadata.generation !== undefined) next.metadata.generation = before.metadata.generation;
-    if (options.manager && !options.managedFieldsDone) recordUpdate(before, next, options.manager, apiVersionOf(type), options.subresource);
-    const unchanged = deepEqual({ ...next, metadata: { ...next.metadata, resourceVersion: undefined } }, { ...before, metadata: { ...before.metadata, resourceVersion: undefined } });
+    if (options.manager && !options.managedFieldsDone)
+      recordUpdate(before, next, options.manager, apiVersionOf(type), options.subresource);
+    const unchanged = deepEqual(
+      { ...next, metadata: { ...next.metadata, resourceVersion: undefined } },
+      { ...before, metadata: { ...before.metadata, resourceVersion: undefined } },
+    );
     // A no-op write keeps the resourceVersion and sends no watch event, like the apiserver.
-    if (options.dryRun || unchanged) return { ...next, metadata: { ...next.metadata, resourceVersion: before.metadata.resourceVersion! } };
+    if (options.dryRun || unchanged)
+      return { ...next, metadata: { ...next.metadata, resourceVersion: before.metadata.resourceVersion! } };
     return this.store.put(type, next);
   }
 
@@ -118,8 +135,12 @@ export class Cluster {
   writeObject(type: ResourceType, object: KubeObject): KubeObject {
     const current = this.store.get(type, object.metadata.namespace, object.metadata.name);
     if (!current) return object;
-    const next: KubeObject = { ...object, metadata: { ...object.metadata, resourceVersion: current.metadata.resourceVersion } };
-    if (type.hasSpecGeneration && !deepEqual(current.spec, next.spec)) next.metadata.generation = (current.metadata.generation ?? 1) + 1;
+    const next: KubeObject = {
+      ...object,
+      metadata: { ...object.metadata, resourceVersion: current.metadata.resourceVersion },
+    };
+    if (type.hasSpecGeneration && !deepEqual(current.spec, next.spec))
+      next.metadata.generation = (current.metadata.generation ?? 1) + 1;
     if (deepEqual(current, next)) return current;
     return this.store.put(type, next);
   }
@@ -129,7 +150,12 @@ export class Cluster {
    * garbage collector does. Pods with a grace period stay Terminating until the kubelet
    * simulation removes them on the next tick.
    */
-  delete(type: ResourceType, namespace: string | undefined, name: string, options: { propagation?: Propagation; gracePeriodSeconds?: number; dryRun?: boolean } = {}): KubeObject {
+  delete(
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    options: { propagation?: Propagation; gracePeriodSeconds?: number; dryRun?: boolean } = {},
+  ): KubeObject {
     const existing = this.store.get(type, namespace, name);
     if (!existing) throw notFound(type.resource, type.group, name);
     if (options.dryRun) return existing;
@@ -158,7 +184,11 @@ export class Cluster {
         }
       }
     }
-    const grace = options.gracePeriodSeconds ?? (type.kind === 'Pod' ? Number((existing.spec as Record<string, unknown>)?.terminationGracePeriodSeconds ?? 30) : 0);
+    const grace =
+      options.gracePeriodSeconds ??
+      (type.kind === 'Pod'
+        ? Number((existing.spec as Record<string, unknown>)?.terminationGracePeriodSeconds ?? 30)
+        : 0);
     if (type.kind === 'Pod' && grace > 0) {
       if (existing.metadata.deletionTimestamp) return existing;
       const terminating = clone(existing);
@@ -170,17 +200,22 @@ export class Cluster {
   }
 
   /** Records an Event, counting repeats of the same reason and message like the event recorder's aggregation. */
-  recordEvent(involved: KubeObject, eventType: 'Normal' | 'Warning', reason: string, message: string, component: string, fieldPath?: string): void {
+  recordEvent(
+    involved: KubeObject,
+    eventType: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+    component: string,
+    fieldPath?: string,
+  ): void {
     const namespace = involved.metadata.namespace ?? 'default';
     if (!this.store.get(resourceTypeOfKind('Namespace'), undefined, namespace)) return;
     const eventTypeInfo = resourceTypeOfKind('Event');
     const now = timestamp();
-    const existing = this.store
-      .list(eventTypeInfo, namespace)
-      .find((e) => {
-        const io = e.involvedObject as InvolvedObject;
-        return io.uid === involved.metadata.uid && e.reason === reason && e.message === message && e.type === eventType;
-      });
+    const existing = this.store.list(eventTypeInfo, namespace).find((e) => {
+      const io = e.involvedObject as InvolvedObject;
+      return io.uid === involved.metadata.uid && e.reason === reason && e.message === message && e.type === eventType;
+    });
     if (existing) {
       this.store.put(eventTypeInfo, { ...existing, count: Number(existing.count ?? 1) + 1, lastTimestamp: now });
       return;
@@ -217,7 +252,9 @@ export class Cluster {
 
   /** Pods owned (as controller) by the object with this uid. */
   ownedBy(type: ResourceType, namespace: string | undefined, ownerUid: string | undefined): KubeObject[] {
-    return this.store.list(type, namespace).filter((o) => (o.metadata.ownerReferences ?? []).some((r) => r.uid === ownerUid && r.controller));
+    return this.store
+      .list(type, namespace)
+      .filter((o) => (o.metadata.ownerReferences ?? []).some((r) => r.uid === ownerUid && r.controller));
   }
 }
 

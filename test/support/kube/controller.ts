@@ -4,7 +4,7 @@
  * load balancers, HPA and PDB status, namespace termination.
  */
 import type { Cluster } from './cluster';
-import { KubeletSimulation } from './kubelet';
+import type { KubeletSimulation } from './kubelet';
 import { clone, deepEqual, type KubeObject, randomSuffix, templateHash, timestamp } from './objects';
 import { resourceTypeOfKind } from './resources';
 import { labelSelectorMatches, type LabelSelectorSpec, mapSelectorMatches } from './selectors';
@@ -149,12 +149,26 @@ export class ControllerManager {
             [maxReplicasAnnotation]: String(replicas + maxSurge),
             [revisionAnnotation]: String(maxRevision + 1),
           },
-          ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: deployment.metadata.name, uid: deployment.metadata.uid!, controller: true, blockOwnerDeletion: true }],
+          ownerReferences: [
+            {
+              apiVersion: 'apps/v1',
+              kind: 'Deployment',
+              name: deployment.metadata.name,
+              uid: deployment.metadata.uid!,
+              controller: true,
+              blockOwnerDeletion: true,
+            },
+          ],
         },
         spec: { replicas: 0, minReadySeconds: num(deploySpec.minReadySeconds), selector, template },
       });
       this.progress.set(deployment.metadata.uid!, { lastProgressTick: this.tickCount, snapshot: '' });
-      this.setProgressing(deployment, 'True', 'NewReplicaSetCreated', `Created new replica set "${newRs.metadata.name}"`);
+      this.setProgressing(
+        deployment,
+        'True',
+        'NewReplicaSetCreated',
+        `Created new replica set "${newRs.metadata.name}"`,
+      );
       all.push(newRs);
     } else if (revisionOf(newRs) < maxRevision) {
       // Rolling back to an old template re-uses its ReplicaSet under a new revision, keeping the old number in history.
@@ -170,7 +184,10 @@ export class ControllerManager {
     const revision = String(revisionOf(newRs));
     if (deployment.metadata.annotations?.[revisionAnnotation] !== revision) {
       const fresh = this.cluster.store.get(types.deployment, deployment.metadata.namespace, deployment.metadata.name)!;
-      this.cluster.writeObject(types.deployment, { ...fresh, metadata: { ...fresh.metadata, annotations: { ...fresh.metadata.annotations, [revisionAnnotation]: revision } } });
+      this.cluster.writeObject(types.deployment, {
+        ...fresh,
+        metadata: { ...fresh.metadata, annotations: { ...fresh.metadata.annotations, [revisionAnnotation]: revision } },
+      });
     }
     if (deploySpec.paused) return;
 
@@ -179,11 +196,16 @@ export class ControllerManager {
     const replicasOf = (rs: KubeObject) => num(spec(rs).replicas);
     const minReadyTicks = this.ticksFor(num(deploySpec.minReadySeconds));
     const availableIn = (rs: KubeObject) =>
-      this.cluster.ownedBy(types.pod, rs.metadata.namespace, rs.metadata.uid).filter((p) => this.kubelet.isAvailable(p, minReadyTicks, this.tickCount)).length;
+      this.cluster
+        .ownedBy(types.pod, rs.metadata.namespace, rs.metadata.uid)
+        .filter((p) => this.kubelet.isAvailable(p, minReadyTicks, this.tickCount)).length;
 
     if (recreate) {
       for (const old of olds) if (replicasOf(old) > 0) this.scale(deployment, old, 0);
-      const oldPods = olds.reduce((n, rs) => n + this.cluster.ownedBy(types.pod, rs.metadata.namespace, rs.metadata.uid).length, 0);
+      const oldPods = olds.reduce(
+        (n, rs) => n + this.cluster.ownedBy(types.pod, rs.metadata.namespace, rs.metadata.uid).length,
+        0,
+      );
       if (oldPods === 0 && replicasOf(newRs) !== replicas) this.scale(deployment, newRs, replicas);
     } else {
       // Scale up the new ReplicaSet within maxSurge.
@@ -233,10 +255,22 @@ export class ControllerManager {
     const from = num(spec(fresh).replicas);
     if (from === to) return;
     const deploySpec = spec(deployment);
-    const annotations = { ...fresh.metadata.annotations, [desiredReplicasAnnotation]: String(num(deploySpec.replicas, 1)) };
-    this.cluster.writeObject(types.replicaSet, { ...fresh, metadata: { ...fresh.metadata, annotations }, spec: { ...spec(fresh), replicas: to } });
-    this.cluster.recordEvent(deployment, 'Normal', 'ScalingReplicaSet',
-      `Scaled ${to > from ? 'up' : 'down'} replica set ${fresh.metadata.name} from ${from} to ${to}`, 'deployment-controller');
+    const annotations = {
+      ...fresh.metadata.annotations,
+      [desiredReplicasAnnotation]: String(num(deploySpec.replicas, 1)),
+    };
+    this.cluster.writeObject(types.replicaSet, {
+      ...fresh,
+      metadata: { ...fresh.metadata, annotations },
+      spec: { ...spec(fresh), replicas: to },
+    });
+    this.cluster.recordEvent(
+      deployment,
+      'Normal',
+      'ScalingReplicaSet',
+      `Scaled ${to > from ? 'up' : 'down'} replica set ${fresh.metadata.name} from ${from} to ${to}`,
+      'deployment-controller',
+    );
   }
 
   private cleanupOldReplicaSets(deployment: KubeObject, newRsName: string): void {
@@ -251,7 +285,9 @@ export class ControllerManager {
 
   private syncReplicaSetPods(rs: KubeObject): void {
     const desired = num(spec(rs).replicas, 1);
-    const pods = this.cluster.ownedBy(types.pod, rs.metadata.namespace, rs.metadata.uid).filter((p) => !p.metadata.deletionTimestamp);
+    const pods = this.cluster
+      .ownedBy(types.pod, rs.metadata.namespace, rs.metadata.uid)
+      .filter((p) => !p.metadata.deletionTimestamp);
     const template = (spec(rs).template ?? {}) as Obj;
     const templateMeta = (template.metadata ?? {}) as Obj;
     for (let i = pods.length; i < desired; i++) {
@@ -260,22 +296,48 @@ export class ControllerManager {
           name: `${rs.metadata.name}-${randomSuffix()}`,
           namespace: rs.metadata.namespace,
           labels: { ...((templateMeta.labels ?? {}) as Record<string, string>) },
-          ...(templateMeta.annotations ? { annotations: clone(templateMeta.annotations as Record<string, string>) } : {}),
-          ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: rs.metadata.name, uid: rs.metadata.uid!, controller: true, blockOwnerDeletion: true }],
+          ...(templateMeta.annotations
+            ? { annotations: clone(templateMeta.annotations as Record<string, string>) }
+            : {}),
+          ownerReferences: [
+            {
+              apiVersion: 'apps/v1',
+              kind: 'ReplicaSet',
+              name: rs.metadata.name,
+              uid: rs.metadata.uid!,
+              controller: true,
+              blockOwnerDeletion: true,
+            },
+          ],
         },
         spec: clone((template.spec ?? {}) as Obj),
       });
-      this.cluster.recordEvent(rs, 'Normal', 'SuccessfulCreate', `Created pod: ${pod.metadata.name}`, 'replicaset-controller');
+      this.cluster.recordEvent(
+        rs,
+        'Normal',
+        'SuccessfulCreate',
+        `Created pod: ${pod.metadata.name}`,
+        'replicaset-controller',
+      );
     }
     if (pods.length > desired) {
       // Not-ready pods go first, then the youngest, as the ReplicaSet controller ranks them.
       const ranked = [...pods].sort((a, b) => {
         const ready = (p: KubeObject) => (this.kubelet.isAvailable(p, 0, this.tickCount) ? 1 : 0);
-        return ready(a) - ready(b) || String(b.metadata.creationTimestamp).localeCompare(String(a.metadata.creationTimestamp));
+        return (
+          ready(a) - ready(b) ||
+          String(b.metadata.creationTimestamp).localeCompare(String(a.metadata.creationTimestamp))
+        );
       });
       for (const pod of ranked.slice(0, pods.length - desired)) {
         this.cluster.delete(types.pod, pod.metadata.namespace, pod.metadata.name);
-        this.cluster.recordEvent(rs, 'Normal', 'SuccessfulDelete', `Deleted pod: ${pod.metadata.name}`, 'replicaset-controller');
+        this.cluster.recordEvent(
+          rs,
+          'Normal',
+          'SuccessfulDelete',
+          `Deleted pod: ${pod.metadata.name}`,
+          'replicaset-controller',
+        );
       }
     }
   }
@@ -283,7 +345,9 @@ export class ControllerManager {
   private syncReplicaSetStatus(rs: KubeObject): void {
     const fresh = this.cluster.store.get(types.replicaSet, rs.metadata.namespace, rs.metadata.name);
     if (!fresh) return;
-    const pods = this.cluster.ownedBy(types.pod, fresh.metadata.namespace, fresh.metadata.uid).filter((p) => !p.metadata.deletionTimestamp);
+    const pods = this.cluster
+      .ownedBy(types.pod, fresh.metadata.namespace, fresh.metadata.uid)
+      .filter((p) => !p.metadata.deletionTimestamp);
     const minReadyTicks = this.ticksFor(num(spec(fresh).minReadySeconds));
     const ready = pods.filter((p) => this.kubelet.isAvailable(p, 0, this.tickCount)).length;
     const available = pods.filter((p) => this.kubelet.isAvailable(p, minReadyTicks, this.tickCount)).length;
@@ -298,11 +362,23 @@ export class ControllerManager {
     const fresh = this.cluster.store.get(types.deployment, deployment.metadata.namespace, deployment.metadata.name);
     if (!fresh) return;
     const current = status(fresh);
-    const conditions = this.withCondition((current.conditions ?? []) as Obj[], 'Progressing', conditionStatus, reason, message);
+    const conditions = this.withCondition(
+      (current.conditions ?? []) as Obj[],
+      'Progressing',
+      conditionStatus,
+      reason,
+      message,
+    );
     this.cluster.writeStatus(types.deployment, fresh, { ...current, conditions });
   }
 
-  private withCondition(conditions: Obj[], type: string, conditionStatus: string, reason: string, message: string): Obj[] {
+  private withCondition(
+    conditions: Obj[],
+    type: string,
+    conditionStatus: string,
+    reason: string,
+    message: string,
+  ): Obj[] {
     const now = timestamp();
     const old = conditions.find((c) => c.type === type);
     if (old && old.status === conditionStatus && old.reason === reason && old.message === message) return conditions;
@@ -327,35 +403,85 @@ export class ControllerManager {
     const all = this.replicaSetsOf(fresh);
     const newRs = all.find((rs) => hashOfTemplate(spec(rs).template) === hash);
     const minReadyTicks = this.ticksFor(num(deploySpec.minReadySeconds));
-    const podsOf = (rs: KubeObject) => this.cluster.ownedBy(types.pod, rs.metadata.namespace, rs.metadata.uid).filter((p) => !p.metadata.deletionTimestamp);
+    const podsOf = (rs: KubeObject) =>
+      this.cluster
+        .ownedBy(types.pod, rs.metadata.namespace, rs.metadata.uid)
+        .filter((p) => !p.metadata.deletionTimestamp);
     const allPods = all.flatMap(podsOf);
     const updated = newRs ? podsOf(newRs).length : 0;
     const ready = allPods.filter((p) => this.kubelet.isAvailable(p, 0, this.tickCount)).length;
     const available = allPods.filter((p) => this.kubelet.isAvailable(p, minReadyTicks, this.tickCount)).length;
     const strategy = (deploySpec.strategy ?? {}) as Obj;
-    const maxUnavailable = strategy.type === 'Recreate' ? replicas : resolveIntOrPercent(((strategy.rollingUpdate ?? {}) as Obj).maxUnavailable ?? '25%', replicas, false);
+    const maxUnavailable =
+      strategy.type === 'Recreate'
+        ? replicas
+        : resolveIntOrPercent(((strategy.rollingUpdate ?? {}) as Obj).maxUnavailable ?? '25%', replicas, false);
     const previous = status(fresh);
     let conditions = (previous.conditions ?? []) as Obj[];
-    conditions = available >= replicas - maxUnavailable
-      ? this.withCondition(conditions, 'Available', 'True', 'MinimumReplicasAvailable', 'Deployment has minimum availability.')
-      : this.withCondition(conditions, 'Available', 'False', 'MinimumReplicasUnavailable', 'Deployment does not have minimum availability.');
+    conditions =
+      available >= replicas - maxUnavailable
+        ? this.withCondition(
+            conditions,
+            'Available',
+            'True',
+            'MinimumReplicasAvailable',
+            'Deployment has minimum availability.',
+          )
+        : this.withCondition(
+            conditions,
+            'Available',
+            'False',
+            'MinimumReplicasUnavailable',
+            'Deployment does not have minimum availability.',
+          );
     if (newRs) {
       const uid = fresh.metadata.uid!;
       const progress = this.progress.get(uid) ?? { lastProgressTick: this.tickCount, snapshot: '' };
       const snapshot = JSON.stringify([updated, ready, available, allPods.length]);
       const progressed = snapshot !== progress.snapshot;
       if (progressed) this.progress.set(uid, { lastProgressTick: this.tickCount, snapshot });
-      const complete = updated === replicas && available === replicas && allPods.length === replicas && num(spec(newRs).replicas) === replicas;
+      const complete =
+        updated === replicas &&
+        available === replicas &&
+        allPods.length === replicas &&
+        num(spec(newRs).replicas) === replicas;
       const progressing = conditions.find((c) => c.type === 'Progressing');
       const deadlineTicks = this.ticksFor(num(deploySpec.progressDeadlineSeconds, 600));
       if (deploySpec.paused) {
-        conditions = this.withCondition(conditions, 'Progressing', 'Unknown', 'DeploymentPaused', 'Deployment is paused');
+        conditions = this.withCondition(
+          conditions,
+          'Progressing',
+          'Unknown',
+          'DeploymentPaused',
+          'Deployment is paused',
+        );
       } else if (complete) {
-        conditions = this.withCondition(conditions, 'Progressing', 'True', 'NewReplicaSetAvailable', `ReplicaSet "${newRs.metadata.name}" has successfully progressed.`);
-      } else if (progressing?.reason === 'ProgressDeadlineExceeded' || this.tickCount - (this.progress.get(uid)?.lastProgressTick ?? this.tickCount) >= deadlineTicks) {
-        conditions = this.withCondition(conditions, 'Progressing', 'False', 'ProgressDeadlineExceeded', `ReplicaSet "${newRs.metadata.name}" has timed out progressing.`);
+        conditions = this.withCondition(
+          conditions,
+          'Progressing',
+          'True',
+          'NewReplicaSetAvailable',
+          `ReplicaSet "${newRs.metadata.name}" has successfully progressed.`,
+        );
+      } else if (
+        progressing?.reason === 'ProgressDeadlineExceeded' ||
+        this.tickCount - (this.progress.get(uid)?.lastProgressTick ?? this.tickCount) >= deadlineTicks
+      ) {
+        conditions = this.withCondition(
+          conditions,
+          'Progressing',
+          'False',
+          'ProgressDeadlineExceeded',
+          `ReplicaSet "${newRs.metadata.name}" has timed out progressing.`,
+        );
       } else if (progressed || !progressing) {
-        conditions = this.withCondition(conditions, 'Progressing', 'True', 'ReplicaSetUpdated', `ReplicaSet "${newRs.metadata.name}" is progressing.`);
+        conditions = this.withCondition(
+          conditions,
+          'Progressing',
+          'True',
+          'ReplicaSetUpdated',
+          `ReplicaSet "${newRs.metadata.name}" is progressing.`,
+        );
       }
     }
     const next: Obj = {
@@ -380,10 +506,18 @@ export class ControllerManager {
     const seen = this.loadBalancerSeen.get(uid);
     if (seen === undefined) {
       this.loadBalancerSeen.set(uid, this.tickCount);
-      this.cluster.recordEvent(service, 'Normal', 'EnsuringLoadBalancer', 'Ensuring load balancer', 'service-controller');
+      this.cluster.recordEvent(
+        service,
+        'Normal',
+        'EnsuringLoadBalancer',
+        'Ensuring load balancer',
+        'service-controller',
+      );
       return;
     }
-    this.cluster.writeStatus(types.service, service, { loadBalancer: { ingress: [{ ip: '127.0.0.1', ipMode: 'VIP' }] } });
+    this.cluster.writeStatus(types.service, service, {
+      loadBalancer: { ingress: [{ ip: '127.0.0.1', ipMode: 'VIP' }] },
+    });
     this.cluster.recordEvent(service, 'Normal', 'EnsuredLoadBalancer', 'Ensured load balancer', 'service-controller');
   }
 
@@ -400,42 +534,94 @@ export class ControllerManager {
     const target = (hpaSpec.scaleTargetRef ?? {}) as Obj;
     const min = num(hpaSpec.minReplicas, 1);
     const max = num(hpaSpec.maxReplicas, min);
-    const deployment = target.kind === 'Deployment' ? this.cluster.store.get(types.deployment, hpa.metadata.namespace, String(target.name)) : undefined;
+    const deployment =
+      target.kind === 'Deployment'
+        ? this.cluster.store.get(types.deployment, hpa.metadata.namespace, String(target.name))
+        : undefined;
     const previous = status(hpa);
     if (!deployment) {
-      const conditions = this.withCondition((previous.conditions ?? []) as Obj[], 'AbleToScale', 'False', 'FailedGetScale',
-        `the HPA controller was unable to get the target's current scale: deployments/scale.apps "${String(target.name)}" not found`);
+      const conditions = this.withCondition(
+        (previous.conditions ?? []) as Obj[],
+        'AbleToScale',
+        'False',
+        'FailedGetScale',
+        `the HPA controller was unable to get the target's current scale: deployments/scale.apps "${String(target.name)}" not found`,
+      );
       this.cluster.writeStatus(types.hpa, hpa, { ...previous, currentReplicas: 0, desiredReplicas: 0, conditions });
       return;
     }
     const currentReplicas = num(spec(deployment).replicas, 1);
     const desiredReplicas = Math.min(max, Math.max(min, currentReplicas));
     if (desiredReplicas !== currentReplicas) {
-      this.cluster.writeObject(types.deployment, { ...deployment, spec: { ...spec(deployment), replicas: desiredReplicas } });
+      this.cluster.writeObject(types.deployment, {
+        ...deployment,
+        spec: { ...spec(deployment), replicas: desiredReplicas },
+      });
     }
     let conditions = (previous.conditions ?? []) as Obj[];
-    conditions = this.withCondition(conditions, 'AbleToScale', 'True', 'ReadyForNewScale', 'recommended size matches current size');
-    conditions = this.withCondition(conditions, 'ScalingActive', 'True', 'ValidMetricFound', 'the HPA was able to successfully calculate a replica count from cpu resource utilization (percentage of request)');
-    conditions = this.withCondition(conditions, 'ScalingLimited', desiredReplicas === currentReplicas ? 'False' : 'True',
-      desiredReplicas === currentReplicas ? 'DesiredWithinRange' : 'TooFewReplicas', 'the desired count is within the acceptable range');
-    const next = { currentReplicas, desiredReplicas, currentMetrics: [{ type: 'Resource', resource: { name: 'cpu', current: { averageUtilization: 5, averageValue: '5m' } } }], conditions };
+    conditions = this.withCondition(
+      conditions,
+      'AbleToScale',
+      'True',
+      'ReadyForNewScale',
+      'recommended size matches current size',
+    );
+    conditions = this.withCondition(
+      conditions,
+      'ScalingActive',
+      'True',
+      'ValidMetricFound',
+      'the HPA was able to successfully calculate a replica count from cpu resource utilization (percentage of request)',
+    );
+    conditions = this.withCondition(
+      conditions,
+      'ScalingLimited',
+      desiredReplicas === currentReplicas ? 'False' : 'True',
+      desiredReplicas === currentReplicas ? 'DesiredWithinRange' : 'TooFewReplicas',
+      'the desired count is within the acceptable range',
+    );
+    const next = {
+      currentReplicas,
+      desiredReplicas,
+      currentMetrics: [
+        { type: 'Resource', resource: { name: 'cpu', current: { averageUtilization: 5, averageValue: '5m' } } },
+      ],
+      conditions,
+    };
     if (!deepEqual(previous, next)) this.cluster.writeStatus(types.hpa, hpa, next);
   }
 
   private syncPdb(pdb: KubeObject): void {
     const pdbSpec = spec(pdb);
-    const pods = this.cluster.store.list(types.pod, pdb.metadata.namespace).filter((p) => labelSelectorMatches(pdbSpec.selector as LabelSelectorSpec, p.metadata.labels));
+    const pods = this.cluster.store
+      .list(types.pod, pdb.metadata.namespace)
+      .filter((p) => labelSelectorMatches(pdbSpec.selector as LabelSelectorSpec, p.metadata.labels));
     const expectedPods = pods.length;
     const currentHealthy = pods.filter((p) => this.kubelet.isAvailable(p, 0, this.tickCount)).length;
-    const desiredHealthy = pdbSpec.minAvailable !== undefined
-      ? resolveIntOrPercent(pdbSpec.minAvailable, expectedPods, true)
-      : Math.max(0, expectedPods - resolveIntOrPercent(pdbSpec.maxUnavailable ?? 0, expectedPods, true));
+    const desiredHealthy =
+      pdbSpec.minAvailable !== undefined
+        ? resolveIntOrPercent(pdbSpec.minAvailable, expectedPods, true)
+        : Math.max(0, expectedPods - resolveIntOrPercent(pdbSpec.maxUnavailable ?? 0, expectedPods, true));
     const disruptionsAllowed = Math.max(0, currentHealthy - desiredHealthy);
     const previous = status(pdb);
-    const conditions = disruptionsAllowed > 0
-      ? this.withCondition((previous.conditions ?? []) as Obj[], 'DisruptionAllowed', 'True', 'SufficientPods', '')
-      : this.withCondition((previous.conditions ?? []) as Obj[], 'DisruptionAllowed', 'False', 'InsufficientPods', '');
-    const next = { observedGeneration: pdb.metadata.generation, disruptionsAllowed, currentHealthy, desiredHealthy, expectedPods, conditions };
+    const conditions =
+      disruptionsAllowed > 0
+        ? this.withCondition((previous.conditions ?? []) as Obj[], 'DisruptionAllowed', 'True', 'SufficientPods', '')
+        : this.withCondition(
+            (previous.conditions ?? []) as Obj[],
+            'DisruptionAllowed',
+            'False',
+            'InsufficientPods',
+            '',
+          );
+    const next = {
+      observedGeneration: pdb.metadata.generation,
+      disruptionsAllowed,
+      currentHealthy,
+      desiredHealthy,
+      expectedPods,
+      conditions,
+    };
     if (!deepEqual(previous, next)) this.cluster.writeStatus(types.pdb, pdb, next);
   }
 }

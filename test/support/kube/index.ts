@@ -8,7 +8,9 @@ import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+
 import yaml from 'js-yaml';
+
 import { KubeApi, type RequestRecord } from './api';
 import { makeServerCertificates } from './certs';
 import { Cluster } from './cluster';
@@ -18,8 +20,8 @@ import type { KubeObject } from './objects';
 import { resourceTypes } from './resources';
 import { WatchStreams } from './watch';
 
-export type { ImageOutcome } from './kubelet';
 export type { RequestRecord } from './api';
+export type { ImageOutcome } from './kubelet';
 export type { KubeObject } from './objects';
 
 export interface KubeTestServerOptions {
@@ -62,13 +64,26 @@ export async function startKubeTestServer(options: KubeTestServerOptions = {}): 
   const certificates = await makeServerCertificates();
   const cluster = new Cluster();
   const outcomes = new ImageOutcomes();
-  const controller = new ControllerManager(cluster, new KubeletSimulation(cluster, outcomes), { secondsPerTick: options.secondsPerTick ?? 1 });
+  const controller = new ControllerManager(cluster, new KubeletSimulation(cluster, outcomes), {
+    secondsPerTick: options.secondsPerTick ?? 1,
+  });
   const watches = new WatchStreams(cluster.store);
   const serviceBackends = new Map(Object.entries(options.serviceBackends ?? {}));
   const requests: RequestRecord[] = [];
-  const api = new KubeApi({ cluster, controller, watches, token, serviceBackends, requests, bookmarkIntervalMs: options.bookmarkIntervalMs ?? 1000 });
+  const api = new KubeApi({
+    cluster,
+    controller,
+    watches,
+    token,
+    serviceBackends,
+    requests,
+    bookmarkIntervalMs: options.bookmarkIntervalMs ?? 1000,
+  });
 
-  const server = createServer({ cert: certificates.certPem, key: certificates.keyPem }, (req, res) => void api.handle(req, res));
+  const server = createServer(
+    { cert: certificates.certPem, key: certificates.keyPem },
+    (req, res) => void api.handle(req, res),
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -88,7 +103,12 @@ export async function startKubeTestServer(options: KubeTestServerOptions = {}): 
   const kubeconfig = yaml.dump({
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name: 'kube-test', cluster: { server: url, 'certificate-authority-data': Buffer.from(certificates.caPem).toString('base64') } }],
+    clusters: [
+      {
+        name: 'kube-test',
+        cluster: { server: url, 'certificate-authority-data': Buffer.from(certificates.caPem).toString('base64') },
+      },
+    ],
     users: [{ name: 'kube-test-user', user: { token } }],
     contexts: [{ name: 'kube-test', context: { cluster: 'kube-test', user: 'kube-test-user', namespace: 'default' } }],
     'current-context': 'kube-test',
@@ -110,7 +130,10 @@ export async function startKubeTestServer(options: KubeTestServerOptions = {}): 
     requests,
     objects(kind: string, namespace?: string) {
       const type = resourceTypes.find((t) => t.kind === kind);
-      if (!type) throw new Error(`the kube test server has no kind ${kind}; it serves ${resourceTypes.map((t) => t.kind).join(', ')}`);
+      if (!type)
+        throw new Error(
+          `the kube test server has no kind ${kind}; it serves ${resourceTypes.map((t) => t.kind).join(', ')}`,
+        );
       return cluster.store.list(type, namespace);
     },
     compact: () => cluster.store.compact(),

@@ -14,7 +14,18 @@ export type FieldSet = Set<string>;
 // An item of an associative list is itself owned (FieldsV1 writes it as ".").
 const itemMarker = '.';
 
-const ignoredMetadata = new Set(['name', 'namespace', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'managedFields', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'selfLink']);
+const ignoredMetadata = new Set([
+  'name',
+  'namespace',
+  'uid',
+  'resourceVersion',
+  'generation',
+  'creationTimestamp',
+  'managedFields',
+  'deletionTimestamp',
+  'deletionGracePeriodSeconds',
+  'selfLink',
+]);
 
 function collect(value: unknown, path: Segments, fieldPath: string[], out: FieldSet): void {
   if (isPlainObject(value)) {
@@ -88,10 +99,10 @@ function valueAt(object: unknown, segments: Segments): unknown {
 }
 
 function removeAt(object: unknown, segments: Segments): void {
-  const last = segments[segments.length - 1]!;
+  const last = segments[segments.length - 1];
   const target = last === itemMarker ? segments.slice(0, -1) : segments;
   const parent = valueAt(object, target.slice(0, -1));
-  const leaf = target[target.length - 1]!;
+  const leaf = target[target.length - 1];
   if (leaf.startsWith('f:') && isPlainObject(parent)) delete parent[leaf.slice(2)];
   if (leaf.startsWith('k:') && Array.isArray(parent)) {
     const key = JSON.parse(leaf.slice(2)) as Record<string, unknown>;
@@ -163,7 +174,14 @@ export function writeManagedFields(object: KubeObject, managers: ManagerFields[]
 function describePath(serialised: string): string {
   return (JSON.parse(serialised) as Segments)
     .filter((s) => s !== itemMarker)
-    .map((s) => (s.startsWith('f:') ? `.${s.slice(2)}` : `[${s.slice(2).replace(/^\{|\}$/g, '').replace(/"(\w+)":/g, '$1=')}]`))
+    .map((s) =>
+      s.startsWith('f:')
+        ? `.${s.slice(2)}`
+        : `[${s
+            .slice(2)
+            .replace(/^\{|\}$/g, '')
+            .replace(/"(\w+)":/g, '$1=')}]`,
+    )
     .join('');
 }
 
@@ -186,11 +204,21 @@ export function serverSideApply({ live, applied, manager, force, apiVersion, sub
   const now = timestamp();
   if (!live) {
     const created = clone(applied);
-    writeManagedFields(created, [{ manager, operation: 'Apply', apiVersion, time: now, fields: appliedFields, ...(subresource ? { subresource } : {}) }]);
+    writeManagedFields(created, [
+      {
+        manager,
+        operation: 'Apply',
+        apiVersion,
+        time: now,
+        fields: appliedFields,
+        ...(subresource ? { subresource } : {}),
+      },
+    ]);
     return created;
   }
   const managers = readManagedFields(live);
-  const isMine = (m: ManagerFields) => m.manager === manager && m.operation === 'Apply' && m.subresource === subresource;
+  const isMine = (m: ManagerFields) =>
+    m.manager === manager && m.operation === 'Apply' && m.subresource === subresource;
   const conflicts: { manager: string; apiVersion: string; path: string }[] = [];
   for (const other of managers.filter((m) => !isMine(m))) {
     for (const path of appliedFields) {
@@ -211,7 +239,7 @@ export function serverSideApply({ live, applied, manager, force, apiVersion, sub
     const lines = causes.map((c) => `- ${c.message}: ${c.field}`);
     const message =
       conflicts.length === 1
-        ? `Apply failed with 1 conflict: ${causes[0]!.message}: ${causes[0]!.field}`
+        ? `Apply failed with 1 conflict: ${causes[0].message}: ${causes[0].field}`
         : `Apply failed with ${conflicts.length} conflicts: ${lines.join('\n')}`;
     throw failure(409, 'Conflict', message, {
       name: applied.metadata.name,
@@ -236,12 +264,28 @@ export function serverSideApply({ live, applied, manager, force, apiVersion, sub
   }
   const { metadata: appliedMetadata, ...appliedRest } = applied;
   const merged = mergeApplied(result, appliedRest, []) as KubeObject;
-  merged.metadata = mergeApplied(result.metadata, { labels: appliedMetadata.labels, annotations: appliedMetadata.annotations, ownerReferences: appliedMetadata.ownerReferences, finalizers: appliedMetadata.finalizers }, ['metadata']) as KubeObject['metadata'];
+  merged.metadata = mergeApplied(
+    result.metadata,
+    {
+      labels: appliedMetadata.labels,
+      annotations: appliedMetadata.annotations,
+      ownerReferences: appliedMetadata.ownerReferences,
+      finalizers: appliedMetadata.finalizers,
+    },
+    ['metadata'],
+  ) as KubeObject['metadata'];
   for (const key of ['labels', 'annotations', 'ownerReferences', 'finalizers'] as const) {
     if (merged.metadata[key] === undefined) delete merged.metadata[key];
   }
   const next: ManagerFields[] = managers.filter((m) => !isMine(m));
-  next.unshift({ manager, operation: 'Apply', apiVersion, time: now, fields: appliedFields, ...(subresource ? { subresource } : {}) });
+  next.unshift({
+    manager,
+    operation: 'Apply',
+    apiVersion,
+    time: now,
+    fields: appliedFields,
+    ...(subresource ? { subresource } : {}),
+  });
   writeManagedFields(merged, next);
   return merged;
 }
@@ -250,7 +294,13 @@ export function serverSideApply({ live, applied, manager, force, apiVersion, sub
  * A non-apply write (create, update, patch): the writer takes the fields it changed,
  * and fields that no longer exist leave every manager's set.
  */
-export function recordUpdate(before: KubeObject | undefined, after: KubeObject, manager: string, apiVersion: string, subresource?: string): void {
+export function recordUpdate(
+  before: KubeObject | undefined,
+  after: KubeObject,
+  manager: string,
+  apiVersion: string,
+  subresource?: string,
+): void {
   const afterFields = fieldSetOf(after);
   const changed = [...afterFields].filter((path) => {
     const segments = JSON.parse(path) as Segments;
@@ -261,9 +311,18 @@ export function recordUpdate(before: KubeObject | undefined, after: KubeObject, 
     for (const path of [...m.fields]) if (!afterFields.has(path) || changed.includes(path)) m.fields.delete(path);
   }
   if (changed.length > 0) {
-    let entry = managers.find((m) => m.manager === manager && m.operation === 'Update' && m.subresource === subresource);
+    let entry = managers.find(
+      (m) => m.manager === manager && m.operation === 'Update' && m.subresource === subresource,
+    );
     if (!entry) {
-      entry = { manager, operation: 'Update', apiVersion, time: timestamp(), fields: new Set(), ...(subresource ? { subresource } : {}) };
+      entry = {
+        manager,
+        operation: 'Update',
+        apiVersion,
+        time: timestamp(),
+        fields: new Set(),
+        ...(subresource ? { subresource } : {}),
+      };
       managers.push(entry);
     }
     entry.time = timestamp();

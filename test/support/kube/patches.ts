@@ -114,7 +114,7 @@ function locate(document: unknown, tokens: string[]): { parent: Record<string, u
   if (!Array.isArray(current) && !isPlainObject(current)) {
     throw jsonPatchError(`doc is missing path: "/${tokens.join('/')}": missing value`);
   }
-  return { parent: current, key: tokens[tokens.length - 1]! };
+  return { parent: current, key: tokens[tokens.length - 1] };
 }
 
 function readAt(document: unknown, pointer: string): unknown {
@@ -130,7 +130,8 @@ function removeAt(document: unknown, pointer: string): unknown {
   const { parent, key } = locate(document, parsePointer(pointer));
   if (Array.isArray(parent)) {
     const index = Number(key);
-    if (!(index >= 0 && index < parent.length)) throw jsonPatchError(`Unable to remove nonexistent key: ${key}: missing value`);
+    if (!(index >= 0 && index < parent.length))
+      throw jsonPatchError(`Unable to remove nonexistent key: ${key}: missing value`);
     return parent.splice(index, 1)[0];
   }
   if (!Object.hasOwn(parent, key)) throw jsonPatchError(`Unable to remove nonexistent key: ${key}: missing value`);
@@ -145,11 +146,13 @@ function addAt(document: unknown, pointer: string, value: unknown, replace: bool
   const { parent, key } = locate(document, tokens);
   if (Array.isArray(parent)) {
     const index = key === '-' ? parent.length : Number(key);
-    if (!(index >= 0 && index <= parent.length)) throw jsonPatchError(`add operation does not apply: doc is missing path: "${pointer}": missing value`);
+    if (!(index >= 0 && index <= parent.length))
+      throw jsonPatchError(`add operation does not apply: doc is missing path: "${pointer}": missing value`);
     if (replace) parent[index] = clone(value);
     else parent.splice(index, 0, clone(value));
   } else {
-    if (replace && !Object.hasOwn(parent, key)) throw jsonPatchError(`replace operation does not apply: doc is missing key: ${pointer}: missing value`);
+    if (replace && !Object.hasOwn(parent, key))
+      throw jsonPatchError(`replace operation does not apply: doc is missing key: ${pointer}: missing value`);
     parent[key] = clone(value);
   }
   return document;
@@ -157,7 +160,8 @@ function addAt(document: unknown, pointer: string, value: unknown, replace: bool
 
 /** RFC 6902, applied to a copy; a failing `test` or a missing path is a 422 like the apiserver's. */
 export function jsonPatch(target: unknown, operations: unknown): unknown {
-  if (!Array.isArray(operations)) throw failure(400, 'BadRequest', 'json: cannot unmarshal object into Go value of type jsonpatch.Patch');
+  if (!Array.isArray(operations))
+    throw failure(400, 'BadRequest', 'json: cannot unmarshal object into Go value of type jsonpatch.Patch');
   let document = clone(target);
   for (const operation of operations) {
     if (!isPlainObject(operation) || typeof operation.op !== 'string' || typeof operation.path !== 'string') {
@@ -182,7 +186,9 @@ export function jsonPatch(target: unknown, operations: unknown): unknown {
         break;
       case 'test':
         if (!deepEqual(readAt(document, path), operation.value)) {
-          throw jsonPatchError(`the server rejected our request due to an error in our request: testing value ${path} failed`);
+          throw jsonPatchError(
+            `the server rejected our request due to an error in our request: testing value ${path} failed`,
+          );
         }
         break;
       default:

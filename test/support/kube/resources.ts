@@ -18,32 +18,147 @@ export interface ResourceType {
 
 const verbs = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
 
-function type(spec: Omit<ResourceType, 'fieldLabels' | 'subresources' | 'hasSpecGeneration'> & Partial<ResourceType>): ResourceType {
+function type(
+  spec: Omit<ResourceType, 'fieldLabels' | 'subresources' | 'hasSpecGeneration'> & Partial<ResourceType>,
+): ResourceType {
   return { fieldLabels: [], subresources: [], hasSpecGeneration: false, ...spec };
 }
 
 export const resourceTypes: ResourceType[] = [
-  type({ resource: 'namespaces', singular: 'namespace', kind: 'Namespace', group: '', version: 'v1', namespaced: false, shortNames: ['ns'], subresources: ['status', 'finalize'], fieldLabels: ['status.phase'] }),
   type({
-    resource: 'pods', singular: 'pod', kind: 'Pod', group: '', version: 'v1', namespaced: true, shortNames: ['po'],
-    subresources: ['status', 'log'],
-    fieldLabels: ['spec.nodeName', 'spec.restartPolicy', 'spec.schedulerName', 'spec.serviceAccountName', 'status.phase', 'status.podIP', 'status.nominatedNodeName'],
+    resource: 'namespaces',
+    singular: 'namespace',
+    kind: 'Namespace',
+    group: '',
+    version: 'v1',
+    namespaced: false,
+    shortNames: ['ns'],
+    subresources: ['status', 'finalize'],
+    fieldLabels: ['status.phase'],
   }),
-  type({ resource: 'services', singular: 'service', kind: 'Service', group: '', version: 'v1', namespaced: true, shortNames: ['svc'], subresources: ['status', 'proxy'] }),
-  type({ resource: 'secrets', singular: 'secret', kind: 'Secret', group: '', version: 'v1', namespaced: true, fieldLabels: ['type'] }),
-  type({ resource: 'configmaps', singular: 'configmap', kind: 'ConfigMap', group: '', version: 'v1', namespaced: true, shortNames: ['cm'] }),
-  type({ resource: 'serviceaccounts', singular: 'serviceaccount', kind: 'ServiceAccount', group: '', version: 'v1', namespaced: true, shortNames: ['sa'] }),
   type({
-    resource: 'events', singular: 'event', kind: 'Event', group: '', version: 'v1', namespaced: true, shortNames: ['ev'],
+    resource: 'pods',
+    singular: 'pod',
+    kind: 'Pod',
+    group: '',
+    version: 'v1',
+    namespaced: true,
+    shortNames: ['po'],
+    subresources: ['status', 'log'],
     fieldLabels: [
-      'involvedObject.kind', 'involvedObject.namespace', 'involvedObject.name', 'involvedObject.uid', 'involvedObject.apiVersion',
-      'involvedObject.resourceVersion', 'involvedObject.fieldPath', 'reason', 'reportingComponent', 'source', 'type',
+      'spec.nodeName',
+      'spec.restartPolicy',
+      'spec.schedulerName',
+      'spec.serviceAccountName',
+      'status.phase',
+      'status.podIP',
+      'status.nominatedNodeName',
     ],
   }),
-  type({ resource: 'deployments', singular: 'deployment', kind: 'Deployment', group: 'apps', version: 'v1', namespaced: true, shortNames: ['deploy'], subresources: ['status'], hasSpecGeneration: true }),
-  type({ resource: 'replicasets', singular: 'replicaset', kind: 'ReplicaSet', group: 'apps', version: 'v1', namespaced: true, shortNames: ['rs'], subresources: ['status'], hasSpecGeneration: true, fieldLabels: ['status.replicas'] }),
-  type({ resource: 'horizontalpodautoscalers', singular: 'horizontalpodautoscaler', kind: 'HorizontalPodAutoscaler', group: 'autoscaling', version: 'v2', namespaced: true, shortNames: ['hpa'], subresources: ['status'], hasSpecGeneration: true }),
-  type({ resource: 'poddisruptionbudgets', singular: 'poddisruptionbudget', kind: 'PodDisruptionBudget', group: 'policy', version: 'v1', namespaced: true, shortNames: ['pdb'], subresources: ['status'], hasSpecGeneration: true }),
+  type({
+    resource: 'services',
+    singular: 'service',
+    kind: 'Service',
+    group: '',
+    version: 'v1',
+    namespaced: true,
+    shortNames: ['svc'],
+    subresources: ['status', 'proxy'],
+  }),
+  type({
+    resource: 'secrets',
+    singular: 'secret',
+    kind: 'Secret',
+    group: '',
+    version: 'v1',
+    namespaced: true,
+    fieldLabels: ['type'],
+  }),
+  type({
+    resource: 'configmaps',
+    singular: 'configmap',
+    kind: 'ConfigMap',
+    group: '',
+    version: 'v1',
+    namespaced: true,
+    shortNames: ['cm'],
+  }),
+  type({
+    resource: 'serviceaccounts',
+    singular: 'serviceaccount',
+    kind: 'ServiceAccount',
+    group: '',
+    version: 'v1',
+    namespaced: true,
+    shortNames: ['sa'],
+  }),
+  type({
+    resource: 'events',
+    singular: 'event',
+    kind: 'Event',
+    group: '',
+    version: 'v1',
+    namespaced: true,
+    shortNames: ['ev'],
+    fieldLabels: [
+      'involvedObject.kind',
+      'involvedObject.namespace',
+      'involvedObject.name',
+      'involvedObject.uid',
+      'involvedObject.apiVersion',
+      'involvedObject.resourceVersion',
+      'involvedObject.fieldPath',
+      'reason',
+      'reportingComponent',
+      'source',
+      'type',
+    ],
+  }),
+  type({
+    resource: 'deployments',
+    singular: 'deployment',
+    kind: 'Deployment',
+    group: 'apps',
+    version: 'v1',
+    namespaced: true,
+    shortNames: ['deploy'],
+    subresources: ['status'],
+    hasSpecGeneration: true,
+  }),
+  type({
+    resource: 'replicasets',
+    singular: 'replicaset',
+    kind: 'ReplicaSet',
+    group: 'apps',
+    version: 'v1',
+    namespaced: true,
+    shortNames: ['rs'],
+    subresources: ['status'],
+    hasSpecGeneration: true,
+    fieldLabels: ['status.replicas'],
+  }),
+  type({
+    resource: 'horizontalpodautoscalers',
+    singular: 'horizontalpodautoscaler',
+    kind: 'HorizontalPodAutoscaler',
+    group: 'autoscaling',
+    version: 'v2',
+    namespaced: true,
+    shortNames: ['hpa'],
+    subresources: ['status'],
+    hasSpecGeneration: true,
+  }),
+  type({
+    resource: 'poddisruptionbudgets',
+    singular: 'poddisruptionbudget',
+    kind: 'PodDisruptionBudget',
+    group: 'policy',
+    version: 'v1',
+    namespaced: true,
+    shortNames: ['pdb'],
+    subresources: ['status'],
+    hasSpecGeneration: true,
+  }),
 ];
 
 export function apiVersionOf(type: ResourceType): string {
@@ -128,9 +243,25 @@ export function apiResourceList(group: string, version: string): Record<string, 
       storageVersionHash: Buffer.from(t.kind).toString('base64').slice(0, 11),
     });
     for (const sub of t.subresources) {
-      const subVerbs = sub === 'log' ? ['get'] : sub === 'proxy' ? ['create', 'delete', 'get', 'patch', 'update'] : ['get', 'patch', 'update'];
-      resources.push({ name: `${t.resource}/${sub}`, singularName: '', namespaced: t.namespaced, kind: sub === 'log' || sub === 'proxy' ? (sub === 'log' ? 'Pod' : 'ServiceProxyOptions') : t.kind, verbs: subVerbs });
+      const subVerbs =
+        sub === 'log'
+          ? ['get']
+          : sub === 'proxy'
+            ? ['create', 'delete', 'get', 'patch', 'update']
+            : ['get', 'patch', 'update'];
+      resources.push({
+        name: `${t.resource}/${sub}`,
+        singularName: '',
+        namespaced: t.namespaced,
+        kind: sub === 'log' || sub === 'proxy' ? (sub === 'log' ? 'Pod' : 'ServiceProxyOptions') : t.kind,
+        verbs: subVerbs,
+      });
     }
   }
-  return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : version, resources };
+  return {
+    kind: 'APIResourceList',
+    apiVersion: 'v1',
+    groupVersion: group ? `${group}/${version}` : version,
+    resources,
+  };
 }

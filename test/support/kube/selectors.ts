@@ -1,28 +1,34 @@
+import type { KubeObject } from './objects';
 import type { ResourceType } from './resources';
 import { badRequest } from './status';
-import type { KubeObject } from './objects';
 
 type Requirement =
-  | { key: string; op: 'in' | 'notin'; values: string[] }
-  | { key: string; op: 'exists' | 'doesnotexist' };
+  { key: string; op: 'in' | 'notin'; values: string[] } | { key: string; op: 'exists' | 'doesnotexist' };
 
 export type ObjectMatcher = (object: KubeObject) => boolean;
 
 /** Parses `a=b,c!=d,e in (x,y),f notin (z),g,!h` like the apiserver does; bad syntax is a 400. */
 export function parseLabelSelector(text: string | null): ObjectMatcher {
-  if (!text || !text.trim()) return () => true;
+  if (!text?.trim()) return () => true;
   const requirements: Requirement[] = [];
   for (const part of splitOutsideParens(text)) {
     const term = part.trim();
     let match: RegExpMatchArray | null;
     if ((match = term.match(/^([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)$/))) {
-      requirements.push({ key: match[1]!, op: match[2] as 'in' | 'notin', values: match[3]!.split(',').map((v) => v.trim()).filter(Boolean) });
+      requirements.push({
+        key: match[1],
+        op: match[2] as 'in' | 'notin',
+        values: match[3]
+          .split(',')
+          .map((v) => v.trim())
+          .filter(Boolean),
+      });
     } else if ((match = term.match(/^([\w./-]+)\s*(==|=|!=)\s*([\w.-]*)$/))) {
-      requirements.push({ key: match[1]!, op: match[2] === '!=' ? 'notin' : 'in', values: [match[3]!] });
+      requirements.push({ key: match[1], op: match[2] === '!=' ? 'notin' : 'in', values: [match[3]] });
     } else if ((match = term.match(/^!\s*([\w./-]+)$/))) {
-      requirements.push({ key: match[1]!, op: 'doesnotexist' });
+      requirements.push({ key: match[1], op: 'doesnotexist' });
     } else if ((match = term.match(/^([\w./-]+)$/))) {
-      requirements.push({ key: match[1]!, op: 'exists' });
+      requirements.push({ key: match[1], op: 'exists' });
     } else {
       throw badRequest(`unable to parse requirement: found '${term}', expected: in, notin, =, ==, !=, gt, lt`);
     }
@@ -55,9 +61,9 @@ function labelsSatisfy(labels: Record<string, string>, requirements: Requirement
       case 'doesnotexist':
         return !has;
       case 'in':
-        return has && r.values.includes(labels[r.key]!);
+        return has && r.values.includes(labels[r.key]);
       case 'notin':
-        return !has || !r.values.includes(labels[r.key]!);
+        return !has || !r.values.includes(labels[r.key]);
     }
   });
 }
@@ -68,9 +74,16 @@ export interface LabelSelectorSpec {
 }
 
 /** Matches a metav1.LabelSelector (Deployment/ReplicaSet/PDB selectors). An empty selector matches everything. */
-export function labelSelectorMatches(selector: LabelSelectorSpec | undefined, labels: Record<string, string> | undefined): boolean {
+export function labelSelectorMatches(
+  selector: LabelSelectorSpec | undefined,
+  labels: Record<string, string> | undefined,
+): boolean {
   if (!selector) return false;
-  const requirements: Requirement[] = Object.entries(selector.matchLabels ?? {}).map(([key, value]) => ({ key, op: 'in', values: [value] }));
+  const requirements: Requirement[] = Object.entries(selector.matchLabels ?? {}).map(([key, value]) => ({
+    key,
+    op: 'in',
+    values: [value],
+  }));
   for (const e of selector.matchExpressions ?? []) {
     const op = e.operator.toLowerCase();
     if (op === 'in' || op === 'notin') requirements.push({ key: e.key, op, values: e.values ?? [] });
@@ -80,7 +93,10 @@ export function labelSelectorMatches(selector: LabelSelectorSpec | undefined, la
 }
 
 /** Service selectors are plain maps; a service without a selector selects no pods. */
-export function mapSelectorMatches(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
+export function mapSelectorMatches(
+  selector: Record<string, string> | undefined,
+  labels: Record<string, string> | undefined,
+): boolean {
   if (!selector || Object.keys(selector).length === 0) return false;
   return Object.entries(selector).every(([key, value]) => labels?.[key] === value);
 }
@@ -100,7 +116,7 @@ function fieldValue(object: KubeObject, path: string): string {
 
 /** Field selectors only accept the labels the type registers; others are a 400 like the apiserver's. */
 export function parseFieldSelector(text: string | null, type: ResourceType): ObjectMatcher {
-  if (!text || !text.trim()) return () => true;
+  if (!text?.trim()) return () => true;
   const terms = text.split(',').map((term) => {
     const match = term.trim().match(/^([\w.]+)\s*(==|=|!=)\s*(.*)$/);
     if (!match) throw badRequest(`invalid selector: '${text}'; can't understand '${term}'`);

@@ -87,7 +87,12 @@ export function modifiedConflict(resource: string, group: string, name: string):
 export interface FieldError {
   field: string;
   /** FieldValueRequired, FieldValueInvalid, FieldValueForbidden, FieldValueNotSupported, FieldValueDuplicate */
-  type: 'FieldValueRequired' | 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueNotSupported' | 'FieldValueDuplicate';
+  type:
+    | 'FieldValueRequired'
+    | 'FieldValueInvalid'
+    | 'FieldValueForbidden'
+    | 'FieldValueNotSupported'
+    | 'FieldValueDuplicate';
   detail: string;
   value?: unknown;
 }
@@ -118,7 +123,7 @@ export function invalid(kind: string, group: string, name: string, errors: Field
     kind,
     causes: errors.map((error, index) => ({
       reason: error.type,
-      message: described[index]!.slice(error.field.length + 2),
+      message: described[index].slice(error.field.length + 2),
       field: error.field,
     })),
   });

@@ -48,7 +48,9 @@ export class ObjectStore {
   list(type: ResourceType, namespace?: string): KubeObject[] {
     const prefix = `${type.group}/${type.resource}/${namespace ?? ''}`;
     return [...this.objects.entries()]
-      .filter(([key]) => (namespace === undefined ? key.startsWith(`${type.group}/${type.resource}/`) : key.startsWith(`${prefix}/`)))
+      .filter(([key]) =>
+        namespace === undefined ? key.startsWith(`${type.group}/${type.resource}/`) : key.startsWith(`${prefix}/`),
+      )
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([, object]) => clone(object));
   }
@@ -99,7 +101,7 @@ export class ObjectStore {
     this.history.push(change);
     if (this.history.length > this.historyLimit) {
       const dropped = this.history.splice(0, this.history.length - this.historyLimit);
-      this.compactedRevision = dropped[dropped.length - 1]!.resourceVersion;
+      this.compactedRevision = dropped[dropped.length - 1].resourceVersion;
     }
     for (const listener of this.listeners) listener(change);
   }

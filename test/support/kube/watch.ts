@@ -1,5 +1,6 @@
 /** `watch=true` streams: newline-delimited watch events, 410 Expired for compacted versions, bookmarks, timeouts. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+
 import { clone, type KubeObject } from './objects';
 import { apiVersionOf, type ResourceType } from './resources';
 import type { ObjectMatcher } from './selectors';
@@ -34,10 +35,18 @@ export class WatchStreams {
   serve(req: IncomingMessage, res: ServerResponse, watch: WatchRequest): void {
     const { type, namespace, matches } = watch;
     const inScope = (object: KubeObject) => namespace === undefined || object.metadata.namespace === namespace;
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
+    res.writeHead(200, {
+      'Content-Type': 'application/json',
+      'Cache-Control': 'no-cache, private',
+      'Transfer-Encoding': 'chunked',
+    });
     res.flushHeaders();
     const send = (eventType: string, object: unknown) => res.write(`${JSON.stringify({ type: eventType, object })}\n`);
-    const withKind = (object: KubeObject): KubeObject => ({ ...clone(object), apiVersion: apiVersionOf(type), kind: type.kind });
+    const withKind = (object: KubeObject): KubeObject => ({
+      ...clone(object),
+      apiVersion: apiVersionOf(type),
+      kind: type.kind,
+    });
     const matched = new Set<string>();
 
     const rv = watch.resourceVersion;
@@ -52,7 +61,14 @@ export class WatchStreams {
         }
       }
       if (watch.sendInitialEvents === true && watch.allowBookmarks) {
-        send('BOOKMARK', { kind: type.kind, apiVersion: apiVersionOf(type), metadata: { resourceVersion: String(this.store.resourceVersion), annotations: { 'k8s.io/initial-events-end': 'true' } } });
+        send('BOOKMARK', {
+          kind: type.kind,
+          apiVersion: apiVersionOf(type),
+          metadata: {
+            resourceVersion: String(this.store.resourceVersion),
+            annotations: { 'k8s.io/initial-events-end': 'true' },
+          },
+        });
       }
     } else {
       const since = Number(rv);
@@ -95,9 +111,15 @@ export class WatchStreams {
     const unsubscribe = this.store.subscribe(deliver);
     const timers: NodeJS.Timeout[] = [];
     if (watch.allowBookmarks) {
-      timers.push(setInterval(() => {
-        send('BOOKMARK', { kind: type.kind, apiVersion: apiVersionOf(type), metadata: { resourceVersion: String(this.store.resourceVersion) } });
-      }, watch.bookmarkIntervalMs));
+      timers.push(
+        setInterval(() => {
+          send('BOOKMARK', {
+            kind: type.kind,
+            apiVersion: apiVersionOf(type),
+            metadata: { resourceVersion: String(this.store.resourceVersion) },
+          });
+        }, watch.bookmarkIntervalMs),
+      );
     }
     if (watch.timeoutSeconds !== undefined) timers.push(setTimeout(() => res.end(), watch.timeoutSeconds * 1000));
     const cleanup = () => {
