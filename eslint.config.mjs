@@ -69,6 +69,7 @@ export default tseslint.config(
           patterns: [
             {
               regex: '^\\.\\./(?!common(/|$))[A-Z][A-Za-z]+',
+              caseSensitive: true,
               message: 'Import shared code from tasks/common, not from another task.',
             },
           ],

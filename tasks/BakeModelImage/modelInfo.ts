@@ -9,7 +9,7 @@ import {
   MODEL_MANIFEST_FILE,
   type ModelManifest,
   readModelManifest,
-} from '../FetchModel/modelManifest';
+} from '../common/model/modelManifest';
 
 /** What the image says about its model: from FetchModel's model-manifest.json when there is one. */
 export interface ModelInfo {

@@ -6,11 +6,6 @@ import * as tl from 'azure-pipelines-task-lib/task';
 
 import { TaskError } from '../common/errors';
 import { sha256File } from '../common/fsutil';
-import { setOutput } from '../common/outputs';
-import { ByteProgress } from '../common/progress';
-import { Limiter, mapLimited, type ObjectStore } from '../common/storage/objectStore';
-import { downloadObjectToFile } from '../common/storage/rangedDownload';
-import { formatBytes, formatDuration, RunSummary } from '../common/summary';
 import {
   MODEL_MANIFEST_FILE,
   type ModelManifest,
@@ -18,7 +13,12 @@ import {
   modelSha256,
   readModelManifest,
   writeModelManifest,
-} from './modelManifest';
+} from '../common/model/modelManifest';
+import { setOutput } from '../common/outputs';
+import { ByteProgress } from '../common/progress';
+import { Limiter, mapLimited, type ObjectStore } from '../common/storage/objectStore';
+import { downloadObjectToFile } from '../common/storage/rangedDownload';
+import { formatBytes, formatDuration, RunSummary } from '../common/summary';
 import type { FetchModelParameters, SourceParameters } from './parameters';
 import { type ResolvedModel, resolveModel } from './selectModel';
 import { UrlStore } from './urlStore';

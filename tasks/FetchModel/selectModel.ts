@@ -2,8 +2,8 @@ import * as path from 'node:path';
 
 import { InputError, TaskError } from '../common/errors';
 import { safeRelativePath } from '../common/fsutil';
+import { compareByteOrder, folderEtag } from '../common/model/modelManifest';
 import { mapLimited, type ObjectStore, type ObjectVersion, type StoredObject } from '../common/storage/objectStore';
-import { compareByteOrder, folderEtag } from './modelManifest';
 import { compareSemVer, findSemVer, type SemVer } from './semver';
 
 export type VersionSelector = 'exact' | 'latest' | 'semver' | 'metadata' | 'tags' | 'versionId' | 'snapshot';

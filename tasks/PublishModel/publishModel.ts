@@ -3,11 +3,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { TaskError } from '../common/errors';
+import { compareByteOrder, modelSha256 } from '../common/model/modelManifest';
 import { setOutput } from '../common/outputs';
 import { ByteProgress } from '../common/progress';
 import { mapLimited, type ObjectWriter } from '../common/storage/objectStore';
 import { formatBytes, formatDuration, RunSummary } from '../common/summary';
-import { compareByteOrder, modelSha256 } from '../FetchModel/modelManifest';
 import type { DestinationParameters, PublishModelParameters } from './parameters';
 
 /** The writer for the destination; each SDK is loaded only when its destination is used. */

@@ -130,6 +130,39 @@ describe('extension package', function () {
   });
 });
 
+/** Every relative import in a TypeScript file, resolved to a path relative to tasks/. */
+function relativeImportsUnderTasks(file: string): string[] {
+  const text = fs.readFileSync(file, 'utf8');
+  const specifiers = [...text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']*)'/g)].map((m) => m[1]);
+  return specifiers.map((s) => path.relative(path.join(repoRoot, 'tasks'), path.resolve(path.dirname(file), s)));
+}
+
+describe('task boundaries', () => {
+  const tasksDir = path.join(repoRoot, 'tasks');
+  const folders = fs.readdirSync(tasksDir, { withFileTypes: true }).filter((e) => e.isDirectory());
+  const tsFiles = (dir: string): string[] =>
+    fs
+      .readdirSync(dir, { withFileTypes: true, recursive: true })
+      .filter((e) => e.isFile() && e.name.endsWith('.ts'))
+      .map((e) => path.join(e.parentPath, e.name));
+
+  for (const folder of folders) {
+    const own = folder.name;
+    it(`${own} imports only from its own folder and tasks/common`, () => {
+      const offending: string[] = [];
+      for (const file of tsFiles(path.join(tasksDir, own))) {
+        for (const target of relativeImportsUnderTasks(file)) {
+          const top = target.split(path.sep)[0];
+          // tasks/common is shared by every task and imports no task folder itself.
+          const allowed = own === 'common' ? top === 'common' : top === own || top === 'common';
+          if (!allowed) offending.push(`${path.relative(repoRoot, file)} imports ${target}`);
+        }
+      }
+      assert.deepEqual(offending, [], 'tasks talk through outputs and files; shared code belongs in tasks/common');
+    });
+  }
+});
+
 describe('task.json contracts', () => {
   it('every task has a unique permanent GUID and a unique name', () => {
     const ids = taskNames.map((n) => readTaskJson(n).id);

@@ -3,7 +3,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import type { ModelManifest } from '../../tasks/FetchModel/modelManifest';
+import type { ModelManifest } from '../../tasks/common/model/modelManifest';
 import { makeBaseImage } from '../support/images';
 import { buildNodeRuntimeRootfsTar } from '../support/nodeRuntimeBase';
 import { makeTempDir, repoRoot } from '../support/paths';

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 
-import type { ModelManifest } from '../../tasks/FetchModel/modelManifest';
+import type { ModelManifest } from '../../tasks/common/model/modelManifest';
 import { bakeThrough, committedBlobsThrough, failed, registryEndpoint, succeeded } from '../support/bakeRuns';
 import { type FaultProxy, startFaultProxy } from '../support/faultProxy';
 import {

@@ -2,7 +2,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { writeAtomically } from '../common/fsutil';
+import { writeAtomically } from '../fsutil';
 
 /** File name of the manifest FetchModel writes beside the model (in the target folder). */
 export const MODEL_MANIFEST_FILE = 'model-manifest.json';
