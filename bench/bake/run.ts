@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -232,7 +233,7 @@ async function main(): Promise<void> {
   const lines = [
     '# bench/bake: BakeModelImage vs skopeo copy',
     '',
-    `Run ${new Date().toISOString()} on ${process.platform} ${process.arch}, Node ${process.version}, ${require('node:os').cpus().length} CPUs (load average ${require('node:os')
+    `Run ${new Date().toISOString()} on ${process.platform} ${process.arch}, Node ${process.version}, ${os.cpus().length} CPUs (load average ${os
       .loadavg()
       .map((l: number) => l.toFixed(1))
       .join(

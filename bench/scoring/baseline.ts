@@ -28,7 +28,8 @@ async function bare(modelPath: string, port: number): Promise<void> {
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', async () => {
+    req.on('end', () => void answer());
+    const answer = async () => {
       try {
         const rows = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { data: number[][] }).data;
         const tensor = new ort.Tensor('float32', Float32Array.from(rows.flat()), [rows.length, rows[0].length]);
@@ -45,7 +46,7 @@ async function bare(modelPath: string, port: number): Promise<void> {
         res.writeHead(400, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: (error as Error).message }));
       }
-    });
+    };
   });
   server.listen(port, '127.0.0.1', () => console.log(`listening ${(server.address() as { port: number }).port}`));
 }

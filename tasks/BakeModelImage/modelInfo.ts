@@ -80,9 +80,7 @@ export async function readModelInfo(modelPath: string, overrides: ModelOverrides
   if (stat.isFile()) {
     const manifest = readModelManifest(path.dirname(modelPath));
     const described =
-      manifest && manifest.layout === 'file' && manifest.files[0]?.path === path.basename(modelPath)
-        ? manifest
-        : undefined;
+      manifest?.layout === 'file' && manifest.files[0]?.path === path.basename(modelPath) ? manifest : undefined;
     if (described) checkManifestMatches(path.dirname(modelPath), described);
     return {
       name: overrides.name ?? described?.name ?? nameFromPath(modelPath),

@@ -75,8 +75,10 @@ export function tokenKubeConfig(
 export function needsEntraToken(kc: KubeConfig): boolean {
   const user = kc.getCurrentUser();
   if (!user) return false;
-  if (user.authProvider?.name === 'azure') return true;
-  const command = String(user.exec?.command ?? '');
+  // client-node types authProvider and exec as `any`: read them as the kubeconfig fields they are.
+  const { authProvider, exec } = user as { authProvider?: { name?: string }; exec?: { command?: string } };
+  if (authProvider?.name === 'azure') return true;
+  const command = exec?.command ?? '';
   return /(^|[\\/])kubelogin(\.exe)?$/i.test(command);
 }
 

@@ -163,7 +163,7 @@ export class Deployer {
           `Image of ${s.object} container ${s.container} (${displayName(s.file, p.workingDirectory)}, document ${s.index}): ${s.from} → ${image}`,
         );
       for (const doc of documents) {
-        if (doc.object.metadata.namespace === undefined) doc.object.metadata.namespace = p.namespace;
+        doc.object.metadata.namespace ??= p.namespace;
         if (p.imagePullSecret) addImagePullSecret([doc.object], p.imagePullSecret.name);
       }
       built = documents.map((d: ManifestDocument) => ({

@@ -86,7 +86,7 @@ export async function runSmokeTest(
   const headers: Record<string, string> = spec.apiKey ? { 'api-key': spec.apiKey } : {};
   const readyDeadline = started + (spec.readyWithinMs ?? 30_000);
   let ready: HttpAnswer | undefined;
-  let lastError = '';
+  let lastError: string;
   for (let attempt = 1; ; attempt++) {
     try {
       ready = await send('GET', spec.readyPath, undefined, headers);
@@ -112,7 +112,7 @@ export async function runSmokeTest(
     if (score.status !== 502 && score.status !== 503) break;
     await sleep(500 * attempt);
   }
-  if (!score || score.status !== 200)
+  if (score?.status !== 200)
     throw new SmokeTestError(`POST ${spec.scorePath} answered HTTP ${score?.status}: ${clip(score?.body ?? '')}`);
   log(`POST ${spec.scorePath}: 200 ${clip(score.body, 200)}`);
   if (spec.expected !== undefined) {

@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 
 import { getBearerHandler, WebApi } from 'azure-devops-node-api';
 import type { IBuildApi } from 'azure-devops-node-api/BuildApi';
@@ -391,7 +392,7 @@ export class PipelineArtifactStore implements ObjectStore {
       `download '${obj.name}' from artifact '${this.p.artifactName}'`,
       opts.signal,
     );
-    const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+    const body = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
     return sliceStream(body, offset, count);
   }
 

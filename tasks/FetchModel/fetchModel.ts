@@ -241,7 +241,8 @@ async function cachedManifest(
   if (previous.files.length !== wanted.size) return undefined;
   for (const f of previous.files) {
     const obj = wanted.get(f.path);
-    if (!obj || obj.sizeBytes !== f.sizeBytes || (obj.sha256 && obj.sha256 !== f.sha256)) return undefined;
+    if (obj?.sizeBytes !== f.sizeBytes) return undefined;
+    if (obj.sha256 && obj.sha256 !== f.sha256) return undefined;
     const local = path.join(target, ...f.path.split('/'));
     let stat: fs.Stats;
     try {

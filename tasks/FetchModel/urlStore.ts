@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 
 import { TaskError } from '../common/errors';
 import { isTransientStatus, parseRetryAfter, TransientHttpError, withRetry } from '../common/retry';
@@ -126,7 +127,7 @@ export class UrlStore implements ObjectStore {
       );
     }
     if (!res.body) throw new TaskError(`${this.locationUri} returned no body.`);
-    const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+    const body = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
     // Without ranges the whole file comes each time: a resumed request skips what is on disk.
     return this.supportsRanges ? body : sliceStream(body, offset, count);
   }

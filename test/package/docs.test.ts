@@ -7,7 +7,7 @@ import { repoRoot } from '../support/paths';
 describe('task reference docs', () => {
   it('docs/tasks/<Task>.md match their task.json (run `npm run docs` after changing a task.json)', async () => {
     const { taskDocs } = (await import(path.join(repoRoot, '.ci', 'docs.mjs'))) as {
-      taskDocs(): Array<{ file: string; text: string }>;
+      taskDocs: () => Array<{ file: string; text: string }>;
     };
     const docs = taskDocs();
     assert.ok(docs.length >= 4);

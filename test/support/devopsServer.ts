@@ -165,7 +165,6 @@ export async function startDevOpsServer(opts: {
     }
   }
   const requests: string[] = [];
-  let base = '';
   let publicBase = '';
   const projectRef = {
     id: '6f1c2b0e-0000-4000-8000-000000000001',
@@ -379,7 +378,7 @@ export async function startDevOpsServer(opts: {
     return error(res, 404, 'RouteNotFound', `no route ${route}`);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
   publicBase = base;
   return {
     url: base,

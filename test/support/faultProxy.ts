@@ -69,7 +69,8 @@ export async function startFaultProxy(opts: { target: string; rules?: FaultRule[
     return undefined;
   };
 
-  const server = http.createServer(async (req, res) => {
+  // A rejected handler must not become an unhandled rejection: each request ends in its own answer.
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const key = `${req.method} ${req.url}`;
     const record: ProxiedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', bytesIn: 0, bytesOut: 0 };
     stats.requests.push(record);
@@ -155,7 +156,8 @@ export async function startFaultProxy(opts: { target: string; rules?: FaultRule[
     });
     req.on('end', () => upstream.end());
     req.on('aborted', () => upstream.destroy());
-  });
+  };
+  const server = http.createServer((req, res) => void handle(req, res));
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;

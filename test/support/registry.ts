@@ -1,6 +1,8 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 
 import { makeTempDir } from './paths';
@@ -133,7 +135,6 @@ export async function startAcrFront(opts: {
 }): Promise<AcrFront> {
   const entraTokenOk = (token: string | null) =>
     !!token && (typeof opts.entraToken === 'string' ? token === opts.entraToken : opts.entraToken(token));
-  const http = await import('node:http');
   const refreshTokens = new Set<string>();
   const accessTokens = new Map<string, string[]>();
   const events: AcrFront['events'] = [];
@@ -141,7 +142,7 @@ export async function startAcrFront(opts: {
   const basic = `Basic ${Buffer.from(`${opts.registry.username}:${opts.registry.password}`).toString('base64')}`;
   let host = '';
 
-  const readForm = (req: import('node:http').IncomingMessage) =>
+  const readForm = (req: http.IncomingMessage) =>
     new Promise<URLSearchParams>((resolve) => {
       let body = '';
       req
@@ -149,11 +150,11 @@ export async function startAcrFront(opts: {
         .on('data', (c: string) => (body += c))
         .on('end', () => resolve(new URLSearchParams(body)));
     });
-  const json = (res: import('node:http').ServerResponse, status: number, body: unknown) => {
+  const json = (res: http.ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
   };
-  const challenge = (res: import('node:http').ServerResponse, scope?: string) => {
+  const challenge = (res: http.ServerResponse, scope?: string) => {
     res.writeHead(401, {
       'content-type': 'application/json',
       'www-authenticate': `Bearer realm="http://${host}/oauth2/token",service="${host}"${scope ? `,scope="${scope}"` : ''}`,
@@ -161,7 +162,8 @@ export async function startAcrFront(opts: {
     res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] }));
   };
 
-  const server = http.createServer(async (req, res) => {
+  // A rejected handler must not become an unhandled rejection: each request ends in its own answer.
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', `http://${host}`);
     if (req.method === 'POST' && url.pathname === '/oauth2/exchange') {
       const form = await readForm(req);
@@ -247,9 +249,10 @@ export async function startAcrFront(opts: {
       res.end();
     });
     req.pipe(forward);
-  });
+  };
+  const server = http.createServer((req, res) => void handle(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as import('node:net').AddressInfo).port;
+  const port = (server.address() as AddressInfo).port;
   host = `127.0.0.1:${port}`;
   return {
     host,

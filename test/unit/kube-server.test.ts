@@ -95,7 +95,7 @@ describe('kube test server', function () {
   });
 
   const apply = (manifest: Obj, manager = 'deploy-to-aks', force?: boolean) =>
-    objects.patch(manifest, undefined, undefined, manager, force, k8s.PatchStrategy.ServerSideApply) as Promise<Obj>;
+    objects.patch<Obj>(manifest, undefined, undefined, manager, force, k8s.PatchStrategy.ServerSideApply);
 
   async function waitForRollout(name: string, predicate: (d: Obj) => boolean): Promise<Obj> {
     return until(`deployment ${name}`, async () => {

@@ -54,7 +54,7 @@ export function classifyError(exception: unknown, bodyLimitBytes: number): Class
         return { status: 400, message: 'the Content-Length header does not match the body' };
       default:
         if (exception instanceof SyntaxError)
-          return { status: 400, message: `malformed JSON in the request body: ${message}` };
+          return { status: 400, message: `malformed JSON in the request body: ${String(message)}` };
         return {
           status: statusCode,
           message: typeof message === 'string' ? message : (STATUS_CODES[statusCode] ?? 'bad request'),

@@ -53,7 +53,9 @@ export class ModelService implements OnApplicationShutdown {
       await runSession(model.session, warmUpFeeds(model.signature));
     } catch (error) {
       await model.session.release();
-      throw new Error(`the warm-up inference (zeros, open dimensions set to 1) failed: ${(error as Error).message}`);
+      throw new Error(`the warm-up inference (zeros, open dimensions set to 1) failed: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     const warmUpMillis = performance.now() - warmUpStarted;
     const batchingEnabled = this.config.batching.enabled && model.batchable;

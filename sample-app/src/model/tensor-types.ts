@@ -158,7 +158,9 @@ export function describeType(value: unknown): string {
   if (typeof value === 'string')
     return `the string ${JSON.stringify(value.length > 20 ? `${value.slice(0, 20)}…` : value)}`;
   if (typeof value === 'object') return 'an object';
-  return `${typeof value} ${String(value)}`;
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean' || value === undefined)
+    return `${typeof value} ${String(value)}`;
+  return typeof value;
 }
 
 export function formatDims(spec: TensorSpec): string {

@@ -186,12 +186,10 @@ function rowsOf(feeds: Feeds): number {
 }
 
 function shapeKeyOf(job: Job): string {
-  if (job.shapeKey === undefined) {
-    job.shapeKey = Object.keys(job.feeds)
-      .sort()
-      .map((name) => `${name}:${job.feeds[name].dims.slice(1).join('x')}`)
-      .join('|');
-  }
+  job.shapeKey ??= Object.keys(job.feeds)
+    .sort()
+    .map((name) => `${name}:${job.feeds[name].dims.slice(1).join('x')}`)
+    .join('|');
   return job.shapeKey;
 }
 

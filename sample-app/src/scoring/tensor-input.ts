@@ -127,7 +127,7 @@ export function tensorFromV2(spec: TensorSpec, input: Record<string, unknown>, l
     );
   }
   const flat = data.some(Array.isArray) ? flattenBounded(data, dims.length) : data;
-  if (flat === undefined || flat.length !== elementCount(dims)) {
+  if (flat?.length !== elementCount(dims)) {
     throw new InputError(
       `input "${spec.name}": shape [${dims.join(', ')}] needs ${elementCount(dims)} elements, got ${flat === undefined ? 'arrays nested deeper than the shape' : flat.length}`,
     );

@@ -27,7 +27,7 @@ function startHalfSentRequest(port: number, rows: number[][]): Promise<HalfSentR
       let text = '';
       const response = new Promise<string>((done) => {
         socket.on('data', (chunk) => {
-          text += chunk;
+          text += chunk.toString('utf8');
         });
         socket.on('close', () => done(text));
       });

@@ -65,12 +65,14 @@ export async function clusterAccessOf(kubeConfig: KubeConfig): Promise<ClusterAc
   if (opts.auth) headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
   const authorization = headers.Authorization;
   if (authorization) registerSecret(authorization.replace(/^(Bearer|Basic)\s+/i, ''));
-  if (opts.key) registerSecret(opts.key.toString());
+  // applyToHTTPSOptions sets the client key as one Buffer or string (a kubeconfig holds one key).
+  const key = opts.key ? Buffer.from(opts.key as Buffer) : undefined;
+  if (key) registerSecret(key.toString('utf8'));
   return {
     server: cluster.server.replace(/\/+$/, ''),
     ca: opts.ca ? Buffer.from(opts.ca as Buffer) : undefined,
     cert: opts.cert ? Buffer.from(opts.cert as Buffer) : undefined,
-    key: opts.key ? Buffer.from(opts.key as Buffer) : undefined,
+    key,
     rejectUnauthorized: opts.rejectUnauthorized !== false,
     servername: opts.servername,
     headers,

@@ -124,7 +124,7 @@ export class RegistryAuth {
     const [challenge] = parseChallenges(res.header('www-authenticate'));
     const hadToken = this.tokens.delete(scopeKey(scopes));
     if (!challenge) return false;
-    const changed = !this.challenge || this.challenge.scheme !== challenge.scheme;
+    const changed = this.challenge?.scheme !== challenge.scheme;
     this.challenge = { scheme: challenge.scheme, params: { ...(this.challenge?.params ?? {}), ...challenge.params } };
     return changed || (challenge.scheme === 'bearer' && hadToken);
   }

@@ -127,7 +127,7 @@ async function uploadMonolithic(
           parseRetryAfter(put.header('retry-after')),
         );
       }
-      return client.unexpected(put, what);
+      return await client.unexpected(put, what);
     } catch (err) {
       if (attempt >= 6 || !isTransientError(err)) throw err;
       await (client.retry.sleep ?? realSleep)(backoffDelay(attempt, client.retry));

@@ -24,7 +24,7 @@ export interface HttpResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
   url: URL;
-  header(name: string): string | undefined;
+  header: (name: string) => string | undefined;
 }
 
 export interface BufferedResponse extends HttpResponse {

@@ -234,8 +234,7 @@ function variantMatches(wanted: Platform, candidate: Platform): boolean {
 export function selectPlatform(index: ImageIndex, wanted: Platform): Descriptor | undefined {
   return index.manifests.find(
     (m) =>
-      m.platform &&
-      m.platform.os === wanted.os &&
+      m.platform?.os === wanted.os &&
       m.platform.architecture === wanted.architecture &&
       variantMatches(wanted, m.platform),
   );

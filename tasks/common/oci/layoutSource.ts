@@ -37,7 +37,7 @@ function refNameOf(d: Descriptor): string | undefined {
 function mediaTypeOf(bytes: Buffer, fallback: string | undefined, what: string): string {
   let parsed: { mediaType?: string; manifests?: unknown; config?: unknown };
   try {
-    parsed = JSON.parse(bytes.toString('utf8'));
+    parsed = JSON.parse(bytes.toString('utf8')) as typeof parsed;
   } catch {
     throw new LayoutSourceError(`${what} is not JSON.`);
   }

@@ -381,12 +381,12 @@ export class ControllerManager {
   ): Obj[] {
     const now = timestamp();
     const old = conditions.find((c) => c.type === type);
-    if (old && old.status === conditionStatus && old.reason === reason && old.message === message) return conditions;
+    if (old?.status === conditionStatus && old.reason === reason && old.message === message) return conditions;
     const condition = {
       type,
       status: conditionStatus,
       lastUpdateTime: now,
-      lastTransitionTime: old && old.status === conditionStatus ? old.lastTransitionTime : now,
+      lastTransitionTime: old?.status === conditionStatus ? old.lastTransitionTime : now,
       reason,
       message,
     };
